@@ -1,0 +1,9 @@
+"""``python -m nas``: the same as the ``nas`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from nas.cli import main
+
+sys.exit(main())

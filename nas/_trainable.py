@@ -1,0 +1,70 @@
+"""The function each Ray Tune trial runs: build, count, train, keep the best weights."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from search_spaces import ArchSpec, build_model
+from trainers import SegmentationData, TrainConfig, model_cost, train
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "best.pt"
+
+
+def weights_path(artifact_dir: str | Path, trial_number: int) -> Path:
+    """Where trial ``trial_number``'s best weights are kept."""
+    return Path(artifact_dir) / "trials" / f"{trial_number:05d}" / WEIGHTS_NAME
+
+
+def run_trial(
+    config: dict[str, Any],
+    *,
+    data: SegmentationData,
+    train_config: TrainConfig,
+    artifact_dir: str,
+    threads: int,
+) -> None:
+    """Train the spec in ``config['spec']`` and report to Tune after every epoch.
+
+    The last report carries ``complete=True`` and the objectives. An exception inside the trial is
+    reported as ``failed=True`` with its text, so the study records why it failed.
+    """
+    torch.set_num_threads(threads)
+    number = int(config["trial_number"])
+    try:
+        spec = ArchSpec.from_dict(config["spec"])
+        model = build_model(spec)
+        cost = model_cost(model, data.input_shape)
+        base = {"gflops": cost.gflops, "flops": cost.flops, "params": cost.params, "complete": False}
+
+        def report(epoch: int, metrics: Any) -> None:
+            tune.report({**base, "epoch": epoch, "dice": metrics["best_dice"], **metrics})
+
+        result = train(model, data, train_config, report=report)
+        target = weights_path(artifact_dir, number)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(result.best_state, target)
+        tune.report(
+            {
+                **base,
+                "complete": True,
+                "epoch": train_config.epochs,
+                "dice": result.best_dice,
+                "best_epoch": result.best_epoch,
+                "weights_path": str(target),
+                "val_dice_history": [h["val_dice"] for h in result.history],
+                "loss_history": [h["loss"] for h in result.history],
+                "train_seconds": result.seconds,
+            }
+        )
+    except Exception as exc:
+        logger.warning("trial %d failed: %s", number, exc)
+        tail = traceback.format_exc(limit=3)
+        tune.report({"failed": True, "complete": False, "error": f"{type(exc).__name__}: {exc}\n{tail}"})

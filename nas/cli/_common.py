@@ -1,0 +1,86 @@
+"""Shared CLI plumbing: NAS_* environment defaults, argument types, the user-error path."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from nas._errors import ConfigError
+from search_spaces import SpecError
+from studies import DEFAULT_STORAGE, StudyError
+from trainers import DataError
+
+#: Exceptions that mean "the user asked for something we cannot do": one line, exit 2.
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, SpecError, DataError, StudyError)
+
+
+class UsageError(Exception):
+    """A command-line mistake; ``main`` prints it as one line and exits 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one readable line rather than usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+def env_default(option: str, fallback: Any, convert: Callable[[str], Any] = str) -> Any:
+    """The default of ``--option`` from ``NAS_OPTION`` if set, else ``fallback``."""
+    name = "NAS_" + option.upper().replace("-", "_")
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return fallback
+    try:
+        return convert(raw)
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise UsageError(f"nas: error: environment variable {name}={raw!r}: {exc}") from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer ≥ 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer ≥ 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a number ≥ 0") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a number ≥ 0")
+    return value
+
+
+def add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        default=env_default("storage", DEFAULT_STORAGE),
+        help=f"SQLAlchemy URL of the study database (env NAS_STORAGE; default {DEFAULT_STORAGE})",
+    )
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned text table."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

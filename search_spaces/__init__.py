@@ -1,0 +1,40 @@
+"""What a candidate network is: attention blocks, backbones, ``ArchSpec``, building and sampling."""
+
+from __future__ import annotations
+
+from search_spaces import blocks as _blocks  # noqa: F401  (registers the attention blocks)
+from search_spaces._build import build_model
+from search_spaces._errors import SpecError
+from search_spaces._registry import (
+    PLACEMENTS,
+    BlockInfo,
+    block_info,
+    block_names,
+    create_block,
+    register_backbone,
+    register_block,
+)
+from search_spaces._space import SampleContext, SearchSpace, TrialLike, level_subsets, sample_spec
+from search_spaces._spec import SCHEMA_VERSION, ArchSpec, AttentionSpec
+from search_spaces._unet import UNet
+
+__all__ = [
+    "PLACEMENTS",
+    "SCHEMA_VERSION",
+    "ArchSpec",
+    "AttentionSpec",
+    "BlockInfo",
+    "SampleContext",
+    "SearchSpace",
+    "SpecError",
+    "TrialLike",
+    "UNet",
+    "block_info",
+    "block_names",
+    "build_model",
+    "create_block",
+    "level_subsets",
+    "register_backbone",
+    "register_block",
+    "sample_spec",
+]

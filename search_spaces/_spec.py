@@ -1,0 +1,219 @@
+"""``ArchSpec``: a candidate network as plain, hashable, versioned data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from search_spaces._errors import SpecError, choose
+from search_spaces._registry import BACKBONES, PLACEMENTS, OptionValue, block_info
+
+SCHEMA_VERSION = 1
+NORMS = ("instance", "batch")
+MAX_DEPTH = 6
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_keys(where: str, data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown field; expected fields: {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """Which attention block, with which options, at which sites of the backbone.
+
+    ``placement`` maps a placement name (``skip``, ...) to the resolution levels it applies at
+    (0 = full resolution). Options are canonicalised: defaults are filled in and the pairs
+    sorted, so two specs that build the same network compare and hash equal.
+    """
+
+    block: str = "none"
+    options: tuple[tuple[str, OptionValue], ...] = ()
+    placement: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def __post_init__(self) -> None:
+        info = block_info(self.block)
+        resolved = info.resolve_options(dict(self.options), field_name="attention.options")
+        object.__setattr__(self, "options", tuple(sorted(resolved.items())))
+        if self.block == "none":
+            if any(levels for _, levels in self.placement):
+                raise SpecError(
+                    "attention.placement: block 'none' takes no placement; leave it empty or pick a block"
+                )
+            object.__setattr__(self, "placement", ())
+            return
+        if not self.placement:
+            raise SpecError(
+                f"attention.placement: block {self.block!r} needs at least one placement, "
+                f"e.g. {{'skip': [0]}}; placements: {', '.join(info.placements)}"
+            )
+        canonical: dict[str, tuple[int, ...]] = {}
+        for name, levels in self.placement:
+            choose("attention.placement", name, info.placements)
+            if name in canonical:
+                raise SpecError(f"attention.placement.{name}: given twice")
+            if not levels or not all(_is_int(level) and level >= 0 for level in levels):
+                raise SpecError(
+                    f"attention.placement.{name}: {list(levels)!r} is not valid; "
+                    "expected a non-empty list of levels (integers ≥ 0, 0 = full resolution)"
+                )
+            canonical[name] = tuple(sorted(set(levels)))
+        ordered = tuple((name, canonical[name]) for name in PLACEMENTS if name in canonical)
+        object.__setattr__(self, "placement", ordered)
+
+    def option(self, name: str) -> OptionValue:
+        return dict(self.options)[name]
+
+    def levels(self, placement: str) -> tuple[int, ...]:
+        """The levels at which the block sits for ``placement`` (empty if it is not placed there)."""
+        return dict(self.placement).get(placement, ())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "block": self.block,
+            "options": dict(self.options),
+            "placement": {name: list(levels) for name, levels in self.placement},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AttentionSpec:
+        _check_keys("attention", data, ("block", "options", "placement"))
+        options = data.get("options", {})
+        placement = data.get("placement", {})
+        if not isinstance(options, Mapping):
+            raise SpecError(f"attention.options: expected a JSON object, got {options!r}")
+        if not isinstance(placement, Mapping):
+            raise SpecError(
+                f"attention.placement: expected an object like {{'skip': [0, 1]}}, got {placement!r}"
+            )
+        for name, levels in placement.items():
+            if not isinstance(levels, list | tuple):
+                raise SpecError(f"attention.placement.{name}: expected a list of levels, got {levels!r}")
+        return cls(
+            block=data.get("block", "none"),
+            options=tuple(options.items()),
+            placement=tuple((name, tuple(levels)) for name, levels in placement.items()),
+        )
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A complete candidate architecture, from which ``build_model`` builds the network.
+
+    ``channels`` gives the width of each resolution level, so its length is the depth; the last
+    level is the bottleneck and levels ``0 .. depth-2`` have skip connections. Input sizes must be
+    divisible by ``2 ** (depth - 1)``.
+    """
+
+    spatial_dims: int = 2
+    in_channels: int = 1
+    out_channels: int = 2
+    backbone: str = "unet"
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    norm: str = "instance"
+    attention: AttentionSpec = field(default_factory=AttentionSpec)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.schema_version != SCHEMA_VERSION:
+            raise SpecError(
+                f"schema_version: {self.schema_version!r} is not supported; "
+                f"this version reads {SCHEMA_VERSION}"
+            )
+        choose("spatial_dims", self.spatial_dims, (2, 3))
+        for name in ("in_channels", "out_channels"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise SpecError(f"{name}: {value!r} is not valid; expected a positive integer")
+        choose("backbone", self.backbone, BACKBONES.names())
+        chans = tuple(self.channels) if isinstance(self.channels, list | tuple) else None
+        if not chans or not 2 <= len(chans) <= MAX_DEPTH or not all(_is_int(c) and c >= 1 for c in chans):
+            raise SpecError(
+                f"channels: {self.channels!r} is not valid; expected 2 to {MAX_DEPTH} positive integers, "
+                "one width per resolution level"
+            )
+        object.__setattr__(self, "channels", chans)
+        choose("norm", self.norm, NORMS)
+        if not isinstance(self.attention, AttentionSpec):
+            raise SpecError("attention: expected an AttentionSpec")
+        skip_levels = self.skip_levels
+        bad = [level for level in self.attention.levels("skip") if level not in skip_levels]
+        if bad:
+            raise SpecError(
+                f"attention.placement.skip: level {bad[0]} does not exist; with {self.depth} levels the "
+                f"skip connections are at levels {list(skip_levels)}"
+            )
+
+    @property
+    def depth(self) -> int:
+        return len(self.channels)
+
+    @property
+    def skip_levels(self) -> tuple[int, ...]:
+        return tuple(range(self.depth - 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "spatial_dims": self.spatial_dims,
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "backbone": self.backbone,
+            "channels": list(self.channels),
+            "norm": self.norm,
+            "attention": self.attention.to_dict(),
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    def spec_hash(self) -> str:
+        """A stable SHA-256 over the canonical JSON: equal specs hash equal across runs and machines."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def short_label(self) -> str:
+        """A one-line human summary, e.g. ``joint(parallel,inside,dot)@skip[0,1] unet 16-32-64``."""
+        att = self.attention
+        if att.block == "none":
+            where = "none"
+        else:
+            opts = ",".join(str(v) for _, v in att.options)
+            sites = " ".join(f"{name}{list(levels)}" for name, levels in att.placement)
+            where = f"{att.block}({opts})@{sites}" if opts else f"{att.block}@{sites}"
+        widths = "-".join(str(c) for c in self.channels)
+        return f"{where} {self.backbone} {widths}"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ArchSpec:
+        allowed = tuple(f.name for f in fields(cls))
+        _check_keys("spec", data, allowed)
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise SpecError(
+                f"schema_version: {version!r} is not supported; this version reads {SCHEMA_VERSION}"
+            )
+        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k != "attention"}
+        if "channels" in kwargs and isinstance(kwargs["channels"], list):
+            kwargs["channels"] = tuple(kwargs["channels"])
+        if "attention" in data:
+            kwargs["attention"] = AttentionSpec.from_dict(data["attention"])
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"spec: not valid JSON ({exc})") from None
+        return cls.from_dict(data)

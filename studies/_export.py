@@ -1,0 +1,108 @@
+"""Exporting a trial: its architecture, trained weights and a model card, ready to rebuild."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from studies._errors import ExportError
+from studies._records import TrialRecord, record_from_trial
+
+ARCH_FILE = "arch.json"
+WEIGHTS_FILE = "model.pt"
+CARD_FILE = "MODEL_CARD.md"
+METRICS_FILE = "metrics.json"
+
+
+def _find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    trials = study.get_trials(deepcopy=False)
+    for trial in trials:
+        if trial.number == number:
+            return trial
+    numbers = [t.number for t in trials]
+    span = f"0..{max(numbers)}" if numbers else "none"
+    raise ExportError(f"--trial {number}: study {study.study_name!r} has no such trial (trials: {span})")
+
+
+def _model_card(study: optuna.Study, record: TrialRecord) -> str:
+    attrs = study.user_attrs
+    dice, gflops = record.values or (float("nan"), float("nan"))
+    data = json.dumps(attrs.get("data", {}), sort_keys=True)
+    train = json.dumps(attrs.get("train", {}), sort_keys=True)
+    shape = attrs.get("input_shape")
+    return f"""# Model card: {record.label or "trial " + str(record.number)}
+
+Exported from study `{study.study_name}`, trial {record.number}, by attention-nas.
+
+## Architecture
+- spec hash: `{record.spec_hash}`
+- summary: {record.label}
+- full spec: `{ARCH_FILE}` (rebuild with `search_spaces.build_model(ArchSpec.from_json(...))`)
+
+## Results (validation split of the study's data)
+- Dice (best epoch {record.best_epoch} of {record.epochs}): {dice:.6f}
+- Cost: {gflops:.4f} GFLOPs forward at input {shape} (FLOPs = 2 × multiply-adds, batch 1, attention matmuls
+  included), {record.params} trainable parameters
+
+## Data and training
+- data: `{data}`
+- training: `{train}`
+
+## Use
+```python
+import json, torch
+from search_spaces import ArchSpec, build_model
+
+spec = ArchSpec.from_json(open("{ARCH_FILE}").read())
+model = build_model(spec)
+model.load_state_dict(torch.load("{WEIGHTS_FILE}", map_location="cpu"))
+model.eval()
+```
+To train it at full budget on your data, retrain this architecture rather than reusing search-budget weights.
+"""
+
+
+def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``arch.json``, ``model.pt``, ``metrics.json`` and a model card for trial ``number``.
+
+    Only COMPLETE trials with recorded weights can be exported. An existing non-empty ``out_dir``
+    is refused unless ``overwrite`` is set; nothing is written when the export is refused.
+    """
+    record = record_from_trial(_find_trial(study, number))
+    if record.state != "COMPLETE":
+        raise ExportError(f"--trial {number}: trial is {record.state}; only COMPLETE trials can be exported")
+    if record.spec is None:
+        raise ExportError(f"--trial {number}: the trial recorded no architecture spec")
+    weights = Path(record.weights_path) if record.weights_path else None
+    if weights is None or not weights.is_file():
+        raise ExportError(f"--trial {number}: trained weights not found (expected {record.weights_path})")
+    target = Path(out_dir)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise ExportError(
+            f"output directory {target} exists and is not empty (pass --overwrite to replace it)"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    (target / ARCH_FILE).write_text(json.dumps(record.spec, indent=2, sort_keys=True) + "\n")
+    shutil.copyfile(weights, target / WEIGHTS_FILE)
+    metrics: dict[str, Any] = {
+        "study": study.study_name,
+        "trial": record.number,
+        "spec_hash": record.spec_hash,
+        "dice": record.dice,
+        "gflops": record.gflops,
+        "flops": record.flops,
+        "params": record.params,
+        "best_epoch": record.best_epoch,
+        "epochs": record.epochs,
+        "history": list(record.history),
+        "data": study.user_attrs.get("data"),
+        "train": study.user_attrs.get("train"),
+        "input_shape": study.user_attrs.get("input_shape"),
+    }
+    (target / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    (target / CARD_FILE).write_text(_model_card(study, record))
+    return target

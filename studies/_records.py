@@ -1,0 +1,115 @@
+"""Trials as plain records, and the queries the CLI and dashboards ask of a study."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+
+from studies._pareto import pareto_mask
+from studies._study import DIRECTIONS
+
+# Names of the trial user attributes a search writes.
+ATTR_SPEC = "spec"
+ATTR_SPEC_HASH = "spec_hash"
+ATTR_LABEL = "label"
+ATTR_FLOPS = "flops"
+ATTR_PARAMS = "params"
+ATTR_WEIGHTS = "weights_path"
+ATTR_HISTORY = "history"
+ATTR_BEST_EPOCH = "best_epoch"
+ATTR_EPOCHS = "epochs"
+ATTR_ERROR = "error"
+ATTR_SECONDS = "train_seconds"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What one trial of a search is, independent of Optuna's classes."""
+
+    number: int
+    state: str
+    values: tuple[float, ...] | None = None
+    spec: Mapping[str, Any] | None = None
+    spec_hash: str | None = None
+    label: str = ""
+    flops: int | None = None
+    params: int | None = None
+    weights_path: str | None = None
+    best_epoch: int | None = None
+    epochs: int | None = None
+    history: tuple[Mapping[str, float], ...] = ()
+    error: str | None = None
+    duration_s: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dice(self) -> float | None:
+        return None if self.values is None else self.values[0]
+
+    @property
+    def gflops(self) -> float | None:
+        return None if self.values is None else self.values[1]
+
+    @property
+    def block(self) -> str:
+        if not self.spec:
+            return "?"
+        return str(self.spec.get("attention", {}).get("block", "none"))
+
+
+def record_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRecord:
+    attrs = trial.user_attrs
+    duration = trial.duration.total_seconds() if trial.duration is not None else None
+    values = tuple(float(v) for v in trial.values) if trial.values is not None else None
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        values=values,
+        spec=attrs.get(ATTR_SPEC),
+        spec_hash=attrs.get(ATTR_SPEC_HASH),
+        label=str(attrs.get(ATTR_LABEL, "")),
+        flops=attrs.get(ATTR_FLOPS),
+        params=attrs.get(ATTR_PARAMS),
+        weights_path=attrs.get(ATTR_WEIGHTS),
+        best_epoch=attrs.get(ATTR_BEST_EPOCH),
+        epochs=attrs.get(ATTR_EPOCHS),
+        history=tuple(attrs.get(ATTR_HISTORY, ())),
+        error=attrs.get(ATTR_ERROR),
+        duration_s=duration,
+    )
+
+
+def trial_records(study: optuna.Study) -> list[TrialRecord]:
+    """Every trial of ``study`` as a record, in trial-number order."""
+    return [record_from_trial(t) for t in study.get_trials(deepcopy=False)]
+
+
+def complete_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Trials that finished their full budget with finite objective values."""
+    return [
+        r
+        for r in records
+        if r.state == "COMPLETE" and r.values is not None and all(math.isfinite(v) for v in r.values)
+    ]
+
+
+def pareto_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """The Pareto set (max Dice, min GFLOPs) among complete trials, sorted by GFLOPs."""
+    done = complete_records(records)
+    if not done:
+        return []
+    values = np.array([r.values for r in done], dtype=float)
+    mask = pareto_mask(values, [d == "maximize" for d in DIRECTIONS])
+    front = [r for r, keep in zip(done, mask, strict=True) if keep]
+    return sorted(front, key=lambda r: (r.values or (0.0, 0.0))[1])
+
+
+def state_counts(records: Sequence[TrialRecord]) -> dict[str, int]:
+    """Number of trials in each state (only states that occur)."""
+    return dict(sorted(Counter(r.state for r in records).items()))

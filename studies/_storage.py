@@ -1,0 +1,79 @@
+"""Opening an Optuna RDB storage from a SQLAlchemy URL, with readable errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from sqlalchemy.engine import URL, make_url
+
+from studies._errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "sqlite:///nas.db"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
+_EXAMPLES = "e.g. sqlite:///nas.db or postgresql://user:password@host:5432/dbname"
+
+
+def parse_storage_url(url: str) -> URL:
+    """Parse and check a storage URL without touching any database."""
+    try:
+        parsed = make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError, TypeError):
+        raise StorageError(f"storage: {url!r} is not a valid SQLAlchemy URL; expected {_EXAMPLES}") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise StorageError(
+            f"storage: backend {backend!r} in {redact(parsed)!r} is not supported; "
+            f"expected one of {', '.join(SUPPORTED_BACKENDS)} ({_EXAMPLES})"
+        )
+    if backend == "sqlite" and (not parsed.database or parsed.database == ":memory:"):
+        raise StorageError(
+            f"storage: {url!r} names no database file; an in-memory database would lose the study. "
+            "Use e.g. sqlite:///nas.db"
+        )
+    return parsed
+
+
+def redact(url: URL) -> str:
+    """The URL as text with any password hidden, fit for messages and logs."""
+    return url.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (``None`` for other backends)."""
+    parsed = parse_storage_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
+    """Open the storage at ``url``.
+
+    With ``create=False`` a SQLite file that does not exist is an error rather than being created,
+    so read-only commands never leave an empty database behind.
+    """
+    parsed = parse_storage_url(url)
+    shown = redact(parsed)
+    engine_kwargs: dict[str, Any] = {}
+    path = sqlite_path(url)
+    if path is not None:
+        if not create and not path.is_file():
+            raise StorageError(f"storage {shown}: no study database at {path.resolve()} (is the path right?)")
+        if create and not path.parent.resolve().is_dir():
+            raise StorageError(f"storage {shown}: directory {path.parent.resolve()} does not exist")
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"storage {shown}: cannot open it ({reason})") from None
+    except RuntimeError as exc:  # optuna: schema from another version
+        raise StorageError(f"storage {shown}: {exc}") from None

@@ -1,0 +1,83 @@
+"""What a candidate costs: FLOPs that include every attention matmul, and parameters.
+
+Units: FLOPs = 2 × multiply-accumulates of the convolutions, matrix products and attention
+products of one forward pass at batch 1 (element-wise ops, norms and activations are not counted,
+as in torch's ``FlopCounterMode`` and the papers' tables). ``torch.utils.flop_counter`` knows the
+CUDA attention kernels but counts the CPU ``scaled_dot_product_attention`` kernels as 0 FLOPs in
+torch 2.13; they are registered here with the same formula so an attention-heavy candidate is
+never under-counted on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+
+def _sdpa_forward(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any) -> int:
+    return int(sdpa_flop_count(query_shape, key_shape, value_shape))
+
+
+def _sdpa_backward(
+    grad_out_shape: Any, query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any
+) -> int:
+    return int(sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape))
+
+
+def _extra_formulas() -> dict[Any, Callable[..., int]]:
+    aten = torch.ops.aten
+    formulas: dict[Any, Callable[..., int]] = {}
+    for name, formula in (
+        ("_scaled_dot_product_flash_attention_for_cpu", _sdpa_forward),
+        ("_scaled_dot_product_flash_attention_for_cpu_backward", _sdpa_backward),
+        ("_scaled_dot_product_fused_attention_overrideable", _sdpa_forward),
+        ("_scaled_dot_product_attention_math_for_mps", _sdpa_forward),
+    ):
+        if hasattr(aten, name):
+            formulas[getattr(aten, name)] = formula
+    return formulas
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """FLOPs (forward, batch 1) and parameter count of a model at one input shape."""
+
+    flops: int
+    params: int
+    input_shape: tuple[int, ...]
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs of ``model`` on one input of shape ``input_shape = (C, *spatial)``."""
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        x = torch.zeros((1, *input_shape), device=device)
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_extra_formulas()) as counter:
+            model(x)
+        return int(counter.get_total_flops())
+    finally:
+        model.train(was_training)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def model_cost(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCost:
+    """FLOPs and parameters of ``model`` at ``input_shape`` (``(C, *spatial)``, batch 1)."""
+    return ModelCost(
+        flops=count_flops(model, input_shape), params=count_params(model), input_shape=input_shape
+    )
