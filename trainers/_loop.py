@@ -30,7 +30,7 @@ Report = Callable[[int, Mapping[str, float]], None]
 class TrainConfig:
     """How one candidate is trained. ``epochs`` is the fidelity every trial of a study shares."""
 
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 8
     lr: float = 3e-3
     weight_decay: float = 1e-4

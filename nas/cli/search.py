@@ -26,11 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from nas.cli._common import add_storage
 
     add_storage(p)
-    p.add_argument("--trials", type=positive_int, default=env_default("trials", 16, positive_int))
+    p.add_argument("--trials", type=positive_int, default=env_default("trials", 20, positive_int))
     p.add_argument(
         "--epochs",
         type=positive_int,
-        default=env_default("epochs", 8, positive_int),
+        default=env_default("epochs", 10, positive_int),
         help="training epochs per trial (the fidelity every trial shares)",
     )
     p.add_argument(

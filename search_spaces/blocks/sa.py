@@ -52,7 +52,9 @@ class SelfAttentionResponse(nn.Module):
             context = torch.bmm(phi, g.transpose(1, 2)) / n  # (B, C', C'): Σ_j φ_j g_jᵀ / N
             y = torch.bmm(context.transpose(1, 2), theta)  # (B, C', N)
         else:
-            q, k, v = (t.transpose(1, 2).unsqueeze(1) for t in (theta, phi, g))  # (B, 1, N, C')
+            # Contiguous (B, 1, N, C') inputs: with strided ones torch falls back to the math kernel,
+            # which materialises the N×N matrix.
+            q, k, v = (t.transpose(1, 2).contiguous().unsqueeze(1) for t in (theta, phi, g))
             y = F.scaled_dot_product_attention(q, k, v, scale=1.0).squeeze(1).transpose(1, 2)
         return self.out(y.reshape(batch, self.inner_channels, *spatial))
 

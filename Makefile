@@ -1,0 +1,22 @@
+# The two front-door commands (see README.md): `make search` and `make test`.
+# Both create the environment in .venv first if it is missing or pyproject.toml changed.
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: search test lint setup
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+
+setup: $(STAMP)
+
+search: $(STAMP)
+	$(VENV)/bin/nas search $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
