@@ -56,8 +56,7 @@ def pareto_plot_data(title: str, records: Sequence[TrialRecord]) -> ParetoPlotDa
 def _hover(p: ParetoPoint) -> str:
     params = f"{p.params:,}" if p.params is not None else "?"
     return (
-        f"trial {p.number}<br>Dice {p.dice:.4f}<br>{p.gflops:.4f} GFLOPs<br>{params} params"
-        f"<br>{html.escape(p.label)}"
+        f"trial {p.number}<br>Dice {p.dice:.4f}<br>{p.gflops:.4f} GFLOPs<br>{params} params<br>{html.escape(p.label)}"
     )
 
 

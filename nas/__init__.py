@@ -6,7 +6,7 @@ from nas._config import DEMO_SPACE, SearchConfig, unique_study_name
 from nas._errors import ConfigError
 from nas._search import SearchOutcome, run_search
 from nas._searcher import DefineByRun, StudySearch
-from nas._trainable import run_trial, weights_path
+from nas._trainable import over_budget, run_trial, weights_path
 
 __all__ = [
     "DEMO_SPACE",
@@ -15,6 +15,7 @@ __all__ = [
     "SearchConfig",
     "SearchOutcome",
     "StudySearch",
+    "over_budget",
     "run_search",
     "run_trial",
     "unique_study_name",

@@ -49,6 +49,7 @@ class SearchConfig:
     space: SearchSpace = DEMO_SPACE
     out_dir: Path = Path("nas-runs")
     address: str | None = None
+    max_memory_mb: float | None = None
 
     def __post_init__(self) -> None:
         if not _STUDY_NAME.match(self.study):
@@ -62,13 +63,11 @@ class SearchConfig:
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name}: {value!r} is not valid; expected a positive integer")
         if not self.cpus_per_trial > 0:
-            raise ConfigError(
-                f"--cpus-per-trial: {self.cpus_per_trial!r} is not valid; expected a number > 0"
-            )
+            raise ConfigError(f"--cpus-per-trial: {self.cpus_per_trial!r} is not valid; expected a number > 0")
+        if self.max_memory_mb is not None and not self.max_memory_mb > 0:
+            raise ConfigError(f"--max-memory-mb: {self.max_memory_mb!r} is not valid; expected a number > 0")
         if self.gpus_per_trial < 0:
-            raise ConfigError(
-                f"--gpus-per-trial: {self.gpus_per_trial!r} is not valid; expected a number ≥ 0"
-            )
+            raise ConfigError(f"--gpus-per-trial: {self.gpus_per_trial!r} is not valid; expected a number ≥ 0")
         if self.data.size % 2 ** (max(self.space.depths) - 1):
             raise ConfigError(
                 f"--image-size: {self.data.size} is not divisible by {2 ** (max(self.space.depths) - 1)}, "
@@ -96,6 +95,7 @@ class SearchConfig:
             "space": self.space.to_dict(),
             "input_shape": list(input_shape),
             "artifact_dir": str(self.study_dir),
+            "max_memory_mb": self.max_memory_mb,
             "seed": self.seed,
         }
 

@@ -44,9 +44,7 @@ def _make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     startup = max(4, min(10, config.trials // 2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=config.seed, n_startup_trials=startup, multivariate=True, group=True
-        )
+        return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup, multivariate=True, group=True)
 
 
 def _progress_callback(total: int, on_event: OnEvent | None) -> Any:
@@ -60,7 +58,9 @@ def _progress_callback(total: int, on_event: OnEvent | None) -> Any:
             self.done += 1
             result = trial.last_result or {}
             number = trial.config.get("trial_number", "?")
-            if result.get("failed"):
+            if result.get("infeasible"):
+                status = "refused untrained: " + str(result.get("error", ""))
+            elif result.get("failed"):
                 status = "FAILED: " + str(result.get("error", "")).splitlines()[0]
             elif result.get("complete"):
                 status = f"dice={result['dice']:.4f}  gflops={result['gflops']:.4f}"
@@ -73,8 +73,7 @@ def _progress_callback(total: int, on_event: OnEvent | None) -> Any:
             self.done += 1
             if on_event:
                 on_event(
-                    f"[{self.done}/{total}] trial {trial.config.get('trial_number', '?')}: "
-                    "ERROR (see the Ray logs)"
+                    f"[{self.done}/{total}] trial {trial.config.get('trial_number', '?')}: ERROR (see the Ray logs)"
                 )
 
     return _Progress()
@@ -111,9 +110,7 @@ def run_search(config: SearchConfig, on_event: OnEvent | None = None) -> SearchO
     if on_event:
         on_event(f"study {config.study} in {shown}; {config.trials} trials, {config.concurrency} at a time")
 
-    context = SampleContext(
-        spatial_dims=data.spatial_dims, in_channels=data.in_channels, out_channels=data.num_classes
-    )
+    context = SampleContext(spatial_dims=data.spatial_dims, in_channels=data.in_channels, out_channels=data.num_classes)
     searcher = StudySearch(
         define_by_run=DefineByRun(config.space, context),
         storage=storage,
@@ -129,6 +126,7 @@ def run_search(config: SearchConfig, on_event: OnEvent | None = None) -> SearchO
             train_config=config.train,
             artifact_dir=str(config.study_dir),
             threads=config.threads_per_trial,
+            max_memory_mb=config.max_memory_mb,
         )
         resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
         tuner = tune.Tuner(

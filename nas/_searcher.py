@@ -19,7 +19,9 @@ from studies import (
     ATTR_ERROR,
     ATTR_FLOPS,
     ATTR_HISTORY,
+    ATTR_INFEASIBLE,
     ATTR_LABEL,
+    ATTR_MEMORY,
     ATTR_PARAMS,
     ATTR_SECONDS,
     ATTR_SPEC,
@@ -58,7 +60,8 @@ class StudySearch(OptunaSearch):
 
     - COMPLETE only if its last result says ``complete`` (the full budget ran), with the values
       (dice, gflops) and its cost, weights and learning curve as user attributes;
-    - FAIL if it reported ``failed`` or Ray reported an error, with the error text kept;
+    - FAIL if it reported ``failed`` or Ray reported an error, with the error text kept, or if it
+      was refused untrained as ``infeasible`` (over the memory budget), marked so;
     - PRUNED otherwise (stopped before the end), its learning curve kept.
     """
 
@@ -86,16 +89,18 @@ class StudySearch(OptunaSearch):
         if "val_dice" in result and not result.get("complete"):
             self._curves.setdefault(trial_id, []).append(float(result["val_dice"]))
 
-    def on_trial_complete(
-        self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False
-    ) -> None:
+    def on_trial_complete(self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
         result = dict(result or {})
         curve = self._curves.pop(trial_id, [])
         values: list[float] | None = None
-        if error or result.get("failed"):
+        if result.get("infeasible"):
+            state = TrialState.FAIL
+            ot_trial.set_user_attr(ATTR_ERROR, str(result.get("error", "infeasible")))
+            ot_trial.set_user_attr(ATTR_INFEASIBLE, True)
+        elif error or result.get("failed"):
             state = TrialState.FAIL
             text = result.get("error") or "the trial's worker process died or raised outside the trainer"
             ot_trial.set_user_attr(ATTR_ERROR, str(text)[:4000])
@@ -114,12 +119,12 @@ class StudySearch(OptunaSearch):
             ot_trial.set_user_attr(ATTR_HISTORY, history)
         else:
             state = TrialState.PRUNED
-            ot_trial.set_user_attr(
-                ATTR_HISTORY, [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)]
-            )
+            ot_trial.set_user_attr(ATTR_HISTORY, [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)])
         for attr, key in ((ATTR_FLOPS, "flops"), (ATTR_PARAMS, "params")):
             if key in result:
                 ot_trial.set_user_attr(attr, int(result[key]))
+        if "peak_memory_mb" in result:
+            ot_trial.set_user_attr(ATTR_MEMORY, float(result["peak_memory_mb"]))
         ot_trial.set_user_attr(ATTR_EPOCHS, self._epochs)
         assert self._ot_study is not None  # created in __init__ because the space is given
         self._ot_study.tell(ot_trial, values if state == TrialState.COMPLETE else None, state=state)

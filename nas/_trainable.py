@@ -11,7 +11,7 @@ import torch
 from ray import tune
 
 from search_spaces import ArchSpec, build_model
-from trainers import SegmentationData, TrainConfig, model_cost, train
+from trainers import ModelCost, SegmentationData, TrainConfig, model_cost, train
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,16 @@ def weights_path(artifact_dir: str | Path, trial_number: int) -> Path:
     return Path(artifact_dir) / "trials" / f"{trial_number:05d}" / WEIGHTS_NAME
 
 
+def over_budget(cost: ModelCost, max_memory_mb: float | None) -> str | None:
+    """Why a candidate must not be trained (its estimated peak memory exceeds the budget), or None."""
+    if max_memory_mb is None or cost.peak_memory_mb <= max_memory_mb:
+        return None
+    return (
+        f"infeasible: estimated training peak memory {cost.peak_memory_mb:.0f} MiB at batch 1 "
+        f"exceeds the budget of {max_memory_mb:.0f} MiB"
+    )
+
+
 def run_trial(
     config: dict[str, Any],
     *,
@@ -30,6 +40,7 @@ def run_trial(
     train_config: TrainConfig,
     artifact_dir: str,
     threads: int,
+    max_memory_mb: float | None = None,
 ) -> None:
     """Train the spec in ``config['spec']`` and report to Tune after every epoch.
 
@@ -42,7 +53,17 @@ def run_trial(
         spec = ArchSpec.from_dict(config["spec"])
         model = build_model(spec)
         cost = model_cost(model, data.input_shape)
-        base = {"gflops": cost.gflops, "flops": cost.flops, "params": cost.params, "complete": False}
+        base = {
+            "gflops": cost.gflops,
+            "flops": cost.flops,
+            "params": cost.params,
+            "peak_memory_mb": cost.peak_memory_mb,
+            "complete": False,
+        }
+        refusal = over_budget(cost, max_memory_mb)
+        if refusal is not None:
+            tune.report({**base, "infeasible": True, "error": refusal})
+            return
 
         def report(epoch: int, metrics: Any) -> None:
             tune.report({**base, "epoch": epoch, "dice": metrics["best_dice"], **metrics})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from search_spaces import blocks as _blocks  # noqa: F401  (registers the attention blocks)
+from search_spaces._backbones import DenseUNet, EncoderDecoder, ResUNet, UNet
 from search_spaces._build import build_model
 from search_spaces._errors import SpecError
 from search_spaces._registry import (
@@ -10,13 +11,22 @@ from search_spaces._registry import (
     BlockInfo,
     block_info,
     block_names,
+    canonical_block,
     create_block,
     register_backbone,
     register_block,
+    register_preset,
 )
-from search_spaces._space import SampleContext, SearchSpace, TrialLike, level_subsets, sample_spec
+from search_spaces._space import (
+    SampleContext,
+    SearchSpace,
+    TrialLike,
+    count_architectures,
+    distinct_mechanisms,
+    level_subsets,
+    sample_spec,
+)
 from search_spaces._spec import SCHEMA_VERSION, ArchSpec, AttentionSpec
-from search_spaces._unet import UNet
 
 __all__ = [
     "PLACEMENTS",
@@ -24,6 +34,9 @@ __all__ = [
     "ArchSpec",
     "AttentionSpec",
     "BlockInfo",
+    "DenseUNet",
+    "EncoderDecoder",
+    "ResUNet",
     "SampleContext",
     "SearchSpace",
     "SpecError",
@@ -32,9 +45,13 @@ __all__ = [
     "block_info",
     "block_names",
     "build_model",
+    "canonical_block",
+    "count_architectures",
     "create_block",
+    "distinct_mechanisms",
     "level_subsets",
     "register_backbone",
     "register_block",
+    "register_preset",
     "sample_spec",
 ]

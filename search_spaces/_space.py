@@ -1,15 +1,24 @@
-"""Declared search spaces and define-by-run sampling of ``ArchSpec``s."""
+"""Declared search spaces, define-by-run sampling of ``ArchSpec``s, and counting them."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from search_spaces._errors import SpecError, choose
-from search_spaces._registry import OptionValue, block_info, block_names
-from search_spaces._spec import MAX_DEPTH, ArchSpec, AttentionSpec
+from search_spaces._registry import (
+    BACKBONES,
+    PLACEMENTS,
+    OptionValue,
+    block_info,
+    block_names,
+    canonical_block,
+)
+from search_spaces._spec import MAX_DEPTH, NORMS, ArchSpec, AttentionSpec
+from search_spaces.blocks.compose import ARRANGEMENTS, SHORTCUTS, composable_blocks
 
 
 class TrialLike(Protocol):
@@ -21,101 +30,208 @@ class TrialLike(Protocol):
 def level_subsets(levels: Sequence[int]) -> tuple[str, ...]:
     """Every non-empty subset of ``levels`` as a comma-joined string, smallest first."""
     ordered = sorted(set(levels))
-    subsets = [
+    return tuple(
         ",".join(str(level) for level in combo)
         for size in range(1, len(ordered) + 1)
         for combo in itertools.combinations(ordered, size)
-    ]
-    return tuple(subsets)
+    )
+
+
+def _placement_subsets(placements: Sequence[str]) -> tuple[str, ...]:
+    ordered = [p for p in PLACEMENTS if p in placements]
+    return tuple(
+        "+".join(combo) for size in range(1, len(ordered) + 1) for combo in itertools.combinations(ordered, size)
+    )
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
 
 
 @dataclass(frozen=True)
 class SearchSpace:
     """Which architectures a study may visit.
 
-    - ``blocks``: attention blocks to choose from (``none`` is "no attention").
-    - ``options``: per ``block.option`` the allowed values; an option not listed ranges over all
-      values the block registers.
-    - ``depths`` and ``base_widths``: the backbone's levels; widths double per level.
-    - ``skip_levels``: the levels attention may be placed at (``None``: every skip level); the
-      sampler picks a non-empty subset of those that exist at the sampled depth.
+    - ``blocks``: attention blocks and presets to choose from (``none`` is "no attention";
+      ``compose`` searches the ``pairs`` with the given ``arrangements`` and ``shortcuts``).
+    - ``options``: per ``block.option`` the allowed values (for composition members
+      ``compose.<member>.<option>``); an option not listed ranges over everything it registers.
+    - ``placements``: where attention may go; the sampler picks a non-empty subset of those a
+      block allows, and for each a non-empty subset of ``levels`` (the bottleneck is one level).
+    - ``backbones``, ``depths``, ``base_widths``: the backbone; widths double per level.
     """
 
     blocks: tuple[str, ...] = ("none", "pwa", "sa", "joint")
     options: tuple[tuple[str, tuple[OptionValue, ...]], ...] = ()
-    backbone: str = "unet"
+    pairs: tuple[tuple[str, str], ...] = ()
+    arrangements: tuple[str, ...] = ARRANGEMENTS
+    shortcuts: tuple[str, ...] = SHORTCUTS
+    placements: tuple[str, ...] = ("skip",)
+    levels: tuple[int, ...] | None = None
+    backbones: tuple[str, ...] = ("unet",)
     depths: tuple[int, ...] = (3, 4)
     base_widths: tuple[int, ...] = (8, 16)
-    skip_levels: tuple[int, ...] | None = None
     norm: str = "instance"
 
     def __post_init__(self) -> None:
         if not self.blocks:
             raise SpecError(f"space.blocks: must not be empty; registered blocks: {', '.join(block_names())}")
         for name in self.blocks:
-            block_info(name)
+            choose("space.blocks", name, block_names())
         for key, values in self.options:
-            block, _, option = key.partition(".")
-            info = block_info(block)
-            if option not in info.options:
-                raise SpecError(
-                    f"space.options.{key}: block {block!r} has no option {option!r}; "
-                    f"its options are: {', '.join(info.options) or 'none'}"
-                )
-            if not values:
-                raise SpecError(f"space.options.{key}: must list at least one value")
-            for value in values:
-                choose(f"space.options.{key}", value, info.options[option])
-        if not self.depths or not all(2 <= d <= MAX_DEPTH for d in self.depths):
-            raise SpecError(
-                f"space.depths: {list(self.depths)!r} is not valid; expected values in 2..{MAX_DEPTH}"
-            )
+            self._check_option(key, values)
+        if "compose" in self.blocks and not self.pairs:
+            raise SpecError("space.pairs: 'compose' is in space.blocks, so list at least one [a, b] pair")
+        for pair in self.pairs:
+            if len(pair) != 2:
+                raise SpecError(f"space.pairs: {list(pair)!r} is not valid; expected [a, b]")
+            for member in pair:
+                choose("space.pairs", member, composable_blocks())
+        for arrangement in self.arrangements:
+            choose("space.arrangements", arrangement, ARRANGEMENTS)
+        for shortcut in self.shortcuts:
+            choose("space.shortcuts", shortcut, SHORTCUTS)
+        if not self.arrangements or not self.shortcuts:
+            raise SpecError("space.arrangements and space.shortcuts must not be empty")
+        if not self.placements:
+            raise SpecError(f"space.placements: must not be empty; expected some of {', '.join(PLACEMENTS)}")
+        for placement in self.placements:
+            choose("space.placements", placement, PLACEMENTS)
+        for backbone in self.backbones or ("",):
+            choose("space.backbones", backbone, BACKBONES.names())
+        if not self.depths or not all(isinstance(d, int) and 2 <= d <= MAX_DEPTH for d in self.depths):
+            raise SpecError(f"space.depths: {list(self.depths)!r} is not valid; expected values in 2..{MAX_DEPTH}")
         if not self.base_widths or not all(isinstance(w, int) and w >= 1 for w in self.base_widths):
-            raise SpecError(f"space.base_widths: {list(self.base_widths)!r}; expected positive integers")
-        if self.skip_levels is not None:
-            usable = [lvl for lvl in self.skip_levels if lvl < max(self.depths) - 1]
-            if not usable:
+            raise SpecError(f"space.base_widths: {list(self.base_widths)!r} is not valid; expected positive integers")
+        choose("space.norm", self.norm, NORMS)
+        for name in self.blocks:
+            if name not in ("none", "compose") and not any(p in block_info(name).placements for p in self.placements):
                 raise SpecError(
-                    f"space.skip_levels: {list(self.skip_levels)!r} has no level below the bottleneck "
-                    f"of the deepest backbone (levels 0..{max(self.depths) - 2})"
+                    f"space.blocks: {name!r} cannot be placed at any of space.placements {list(self.placements)}; "
+                    f"it needs one of {list(block_info(name).placements)} (gating blocks need the skip connections)"
+                )
+        if "skip" not in self.placements:
+            for pair in self.pairs:
+                gated = [member for member in pair if _gated(member)]
+                if gated:
+                    raise SpecError(
+                        f"space.pairs: {list(pair)!r} contains the gating block {gated[0]!r}, which needs 'skip' "
+                        "in space.placements"
+                    )
+        if self.levels is not None and any(p != "bottleneck" for p in self.placements):
+            shallowest = min(self.depths) - 1
+            if not any(level < shallowest for level in self.levels):
+                raise SpecError(
+                    f"space.levels: {list(self.levels)!r} leaves no level for skip/encoder/decoder at depth "
+                    f"{min(self.depths)} (levels 0..{shallowest - 1})"
                 )
 
-    def option_values(self, block: str, option: str) -> tuple[OptionValue, ...]:
-        restricted = dict(self.options).get(f"{block}.{option}")
+    def _check_option(self, key: str, values: Sequence[OptionValue]) -> None:
+        parts = key.split(".")
+        if parts[0] == "compose" and len(parts) == 3:
+            block, option = parts[1], parts[2]
+            choose(f"space.options.{key}", block, composable_blocks())
+        elif len(parts) == 2:
+            block, option = parts
+        else:
+            raise SpecError(f"space.options.{key}: expected 'block.option' or 'compose.member.option'")
+        info = block_info(block)
+        if option not in info.options:
+            raise SpecError(
+                f"space.options.{key}: block {block!r} has no option {option!r}; "
+                f"its options are: {', '.join(info.options) or 'none'}"
+            )
+        if not values:
+            raise SpecError(f"space.options.{key}: must list at least one value")
+        for value in values:
+            choose(f"space.options.{key}", value, info.options[option])
+
+    # -- what the sampler offers ------------------------------------------------------------
+    def option_values(self, block: str, option: str, *, prefix: str = "") -> tuple[OptionValue, ...]:
+        restricted = dict(self.options).get(f"{prefix}{block}.{option}")
         return restricted if restricted is not None else block_info(block).options[option]
 
-    def levels_at_depth(self, depth: int) -> tuple[int, ...]:
-        levels = range(depth - 1)
-        if self.skip_levels is None:
-            return tuple(levels)
-        return tuple(lvl for lvl in levels if lvl in self.skip_levels)
+    def levels_at_depth(self, placement: str, depth: int) -> tuple[int, ...]:
+        if placement == "bottleneck":
+            return (depth - 1,)
+        available = range(depth - 1)
+        return tuple(available) if self.levels is None else tuple(lvl for lvl in available if lvl in self.levels)
 
+    def usable_pairs(self) -> tuple[tuple[str, str], ...]:
+        """Pairs that have a valid placement in this space (a gating member needs ``skip``)."""
+        return tuple((a, b) for a, b in self.pairs if "skip" in self.placements or (not _gated(a) and not _gated(b)))
+
+    def usable_blocks(self) -> tuple[str, ...]:
+        """Blocks that have a valid placement in this space: the sampler never offers the others."""
+        usable = []
+        for name in self.blocks:
+            if name == "compose":
+                if self.usable_pairs():
+                    usable.append(name)
+            elif name == "none" or any(p in block_info(name).placements for p in self.placements):
+                usable.append(name)
+        if not usable:
+            raise SpecError("space: no block in space.blocks can be placed at space.placements")
+        return tuple(usable)
+
+    # -- JSON --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
             "blocks": list(self.blocks),
             "options": {key: list(values) for key, values in self.options},
-            "backbone": self.backbone,
+            "pairs": [list(pair) for pair in self.pairs],
+            "arrangements": list(self.arrangements),
+            "shortcuts": list(self.shortcuts),
+            "placements": list(self.placements),
+            "levels": None if self.levels is None else list(self.levels),
+            "backbones": list(self.backbones),
             "depths": list(self.depths),
             "base_widths": list(self.base_widths),
-            "skip_levels": None if self.skip_levels is None else list(self.skip_levels),
             "norm": self.norm,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SearchSpace:
-        known = ("blocks", "options", "backbone", "depths", "base_widths", "skip_levels", "norm")
+        known = tuple(cls.__dataclass_fields__)
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise SpecError(f"space.{unknown[0]}: unknown field; expected fields: {', '.join(known)}")
         kwargs: dict[str, Any] = dict(data)
-        for key in ("blocks", "depths", "base_widths"):
+        for key in (
+            "blocks",
+            "arrangements",
+            "shortcuts",
+            "placements",
+            "backbones",
+            "depths",
+            "base_widths",
+        ):
             if key in kwargs:
-                kwargs[key] = tuple(kwargs[key])
-        if kwargs.get("skip_levels") is not None:
-            kwargs["skip_levels"] = tuple(kwargs["skip_levels"])
+                kwargs[key] = _tuple(kwargs[key])
+        if kwargs.get("levels") is not None:
+            kwargs["levels"] = _tuple(kwargs["levels"])
+        if "pairs" in kwargs:
+            kwargs["pairs"] = tuple(tuple(pair) for pair in kwargs["pairs"])
         if "options" in kwargs:
-            kwargs["options"] = tuple((k, tuple(v)) for k, v in dict(kwargs["options"]).items())
+            if not isinstance(kwargs["options"], Mapping):
+                raise SpecError("space.options: expected an object of 'block.option': [values]")
+            kwargs["options"] = tuple((k, _tuple(v)) for k, v in kwargs["options"].items())
         return cls(**kwargs)
+
+    @classmethod
+    def widest(cls) -> SearchSpace:
+        """Every registered block and preset, every pair, arrangement, shortcut, placement and backbone."""
+        members = composable_blocks()
+        return cls(
+            blocks=block_names(),
+            pairs=tuple(itertools.product(members, members)),
+            placements=PLACEMENTS,
+            backbones=BACKBONES.names(),
+        )
+
+
+def _gated(block: str) -> bool:
+    return block_info(block).needs_gate
 
 
 @dataclass(frozen=True)
@@ -127,41 +243,113 @@ class SampleContext:
     out_channels: int = 2
 
 
-def sample_spec(
-    trial: TrialLike, space: SearchSpace | None = None, context: SampleContext | None = None
-) -> ArchSpec:
+def _sample_options(trial: TrialLike, space: SearchSpace, block: str, *, prefix: str) -> dict[str, OptionValue]:
+    return {
+        option: trial.suggest_categorical(
+            f"{prefix}{block}.{option}", list(space.option_values(block, option, prefix=prefix))
+        )
+        for option in block_info(block).options
+    }
+
+
+def sample_spec(trial: TrialLike, space: SearchSpace | None = None, context: SampleContext | None = None) -> ArchSpec:
     """Sample one architecture define-by-run; parameter names are stable across trials.
 
-    Only ``suggest_categorical`` is used, so samplers see the space as it is declared. A block
-    whose only possible placement would be empty is never offered, so no invalid point is sampled.
+    Only ``suggest_categorical`` is used, so samplers see the space as it is declared. Blocks and
+    pairs without a valid placement in the space are never offered, and placements are offered
+    only where the sampled block is allowed, so every sampled point is a valid spec.
     """
     space = space or SearchSpace()
     context = context or SampleContext()
+    backbone = trial.suggest_categorical("backbone", list(space.backbones))
     depth = trial.suggest_categorical("backbone.depth", list(space.depths))
     base = trial.suggest_categorical("backbone.base_width", list(space.base_widths))
-    levels = space.levels_at_depth(depth)
-    blocks = [b for b in space.blocks if b == "none" or levels]
-    if not blocks:
-        blocks = ["none"]
-    block = trial.suggest_categorical("attention.block", blocks)
+    block = trial.suggest_categorical("attention.block", list(space.usable_blocks()))
     attention = AttentionSpec()
     if block != "none":
-        options = {
-            option: trial.suggest_categorical(f"{block}.{option}", list(space.option_values(block, option)))
-            for option in block_info(block).options
-        }
-        chosen = trial.suggest_categorical(f"attention.skip_levels.depth{depth}", list(level_subsets(levels)))
-        attention = AttentionSpec(
-            block=block,
-            options=tuple(options.items()),
-            placement=(("skip", tuple(int(v) for v in chosen.split(","))),),
+        if block == "compose":
+            pair = trial.suggest_categorical("compose.pair", ["+".join(p) for p in space.usable_pairs()])
+            a, b = pair.split("+")
+            options: dict[str, OptionValue] = {
+                "a": a,
+                "b": b,
+                "arrangement": trial.suggest_categorical("compose.arrangement", list(space.arrangements)),
+                "shortcut": trial.suggest_categorical("compose.shortcut", list(space.shortcuts)),
+            }
+            for role, member in (("a", a), ("b", b)):
+                for key, value in _sample_options(trial, space, member, prefix="compose.").items():
+                    options[f"{role}.{key}"] = value
+        else:
+            options = _sample_options(trial, space, block, prefix="")
+        canonical, resolved = canonical_block(block, options, field_name="attention.options")
+        allowed = [p for p in block_info(canonical).placements_for(resolved) if p in space.placements]
+        chosen = trial.suggest_categorical(
+            f"attention.placements.{'+'.join(allowed)}", list(_placement_subsets(allowed))
         )
+        placement = []
+        for name in chosen.split("+"):
+            levels = space.levels_at_depth(name, depth)
+            if name != "bottleneck":
+                picked = trial.suggest_categorical(f"attention.{name}_levels.depth{depth}", list(level_subsets(levels)))
+                levels = tuple(int(v) for v in picked.split(","))
+            placement.append((name, levels))
+        attention = AttentionSpec(block=block, options=tuple(options.items()), placement=tuple(placement))
     return ArchSpec(
         spatial_dims=context.spatial_dims,
         in_channels=context.in_channels,
         out_channels=context.out_channels,
-        backbone=space.backbone,
+        backbone=backbone,
         channels=tuple(base * 2**level for level in range(depth)),
         norm=space.norm,
         attention=attention,
     )
+
+
+def _option_grid(space: SearchSpace, block: str, prefix: str) -> Iterator[dict[str, OptionValue]]:
+    options = block_info(block).options
+    keys = list(options)
+    for values in itertools.product(*(space.option_values(block, k, prefix=prefix) for k in keys)):
+        yield dict(zip(keys, values, strict=True))
+
+
+def distinct_mechanisms(space: SearchSpace) -> list[tuple[str, tuple[tuple[str, OptionValue], ...]]]:
+    """Every distinct attention mechanism (canonical block + options) the space can produce."""
+    seen: dict[tuple[str, tuple[tuple[str, OptionValue], ...]], None] = {}
+    for block in space.usable_blocks():
+        if block == "none":
+            continue
+        if block == "compose":
+            for a, b in space.usable_pairs():
+                for arrangement, shortcut in itertools.product(space.arrangements, space.shortcuts):
+                    for oa, ob in itertools.product(
+                        _option_grid(space, a, "compose."), _option_grid(space, b, "compose.")
+                    ):
+                        options: dict[str, OptionValue] = {
+                            "a": a,
+                            "b": b,
+                            "arrangement": arrangement,
+                            "shortcut": shortcut,
+                        }
+                        options.update({f"a.{k}": v for k, v in oa.items()})
+                        options.update({f"b.{k}": v for k, v in ob.items()})
+                        name, resolved = canonical_block("compose", options, field_name="space")
+                        seen[(name, tuple(sorted(resolved.items())))] = None
+        else:
+            for options in _option_grid(space, block, ""):
+                name, resolved = canonical_block(block, options, field_name="space")
+                seen[(name, tuple(sorted(resolved.items())))] = None
+    return list(seen)
+
+
+def count_architectures(space: SearchSpace) -> int:
+    """The number of distinct ``ArchSpec``s in ``space`` (specs that hash equal are counted once)."""
+    mechanisms = distinct_mechanisms(space)
+    total = 0
+    for depth in space.depths:
+        per_backbone = 1 if "none" in space.usable_blocks() else 0
+        for name, options in mechanisms:
+            allowed = [p for p in block_info(name).placements_for(dict(options)) if p in space.placements]
+            ways = math.prod(1 + (2 ** len(space.levels_at_depth(p, depth)) - 1) for p in allowed)
+            per_backbone += ways - 1
+        total += per_backbone * len(space.backbones) * len(space.base_widths)
+    return total

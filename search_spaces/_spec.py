@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from search_spaces._errors import SpecError, choose
-from search_spaces._registry import BACKBONES, PLACEMENTS, OptionValue, block_info
+from search_spaces._registry import BACKBONES, PLACEMENTS, OptionValue, block_info, canonical_block
 
 SCHEMA_VERSION = 1
 NORMS = ("instance", "batch")
@@ -42,24 +42,30 @@ class AttentionSpec:
     placement: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def __post_init__(self) -> None:
-        info = block_info(self.block)
-        resolved = info.resolve_options(dict(self.options), field_name="attention.options")
+        block, resolved = canonical_block(self.block, dict(self.options), field_name="attention.options")
+        info = block_info(block)
+        object.__setattr__(self, "block", block)
         object.__setattr__(self, "options", tuple(sorted(resolved.items())))
         if self.block == "none":
             if any(levels for _, levels in self.placement):
-                raise SpecError(
-                    "attention.placement: block 'none' takes no placement; leave it empty or pick a block"
-                )
+                raise SpecError("attention.placement: block 'none' takes no placement; leave it empty or pick a block")
             object.__setattr__(self, "placement", ())
             return
+        allowed = info.placements_for(resolved)
         if not self.placement:
             raise SpecError(
                 f"attention.placement: block {self.block!r} needs at least one placement, "
-                f"e.g. {{'skip': [0]}}; placements: {', '.join(info.placements)}"
+                f"e.g. {{'skip': [0]}}; placements: {', '.join(allowed)}"
             )
         canonical: dict[str, tuple[int, ...]] = {}
         for name, levels in self.placement:
-            choose("attention.placement", name, info.placements)
+            choose("attention.placement", name, PLACEMENTS)
+            if name not in allowed:
+                raise SpecError(
+                    f"attention.placement: {name!r} is not valid for block {self.block!r}: it needs the "
+                    "coarser decoder feature as gating signal, which exists only at skip connections; "
+                    f"expected one of {', '.join(repr(p) for p in allowed)}"
+                )
             if name in canonical:
                 raise SpecError(f"attention.placement.{name}: given twice")
             if not levels or not all(_is_int(level) and level >= 0 for level in levels):
@@ -93,9 +99,7 @@ class AttentionSpec:
         if not isinstance(options, Mapping):
             raise SpecError(f"attention.options: expected a JSON object, got {options!r}")
         if not isinstance(placement, Mapping):
-            raise SpecError(
-                f"attention.placement: expected an object like {{'skip': [0, 1]}}, got {placement!r}"
-            )
+            raise SpecError(f"attention.placement: expected an object like {{'skip': [0, 1]}}, got {placement!r}")
         for name, levels in placement.items():
             if not isinstance(levels, list | tuple):
                 raise SpecError(f"attention.placement.{name}: expected a list of levels, got {levels!r}")
@@ -127,8 +131,7 @@ class ArchSpec:
     def __post_init__(self) -> None:
         if self.schema_version != SCHEMA_VERSION:
             raise SpecError(
-                f"schema_version: {self.schema_version!r} is not supported; "
-                f"this version reads {SCHEMA_VERSION}"
+                f"schema_version: {self.schema_version!r} is not supported; this version reads {SCHEMA_VERSION}"
             )
         choose("spatial_dims", self.spatial_dims, (2, 3))
         for name in ("in_channels", "out_channels"):
@@ -146,13 +149,14 @@ class ArchSpec:
         choose("norm", self.norm, NORMS)
         if not isinstance(self.attention, AttentionSpec):
             raise SpecError("attention: expected an AttentionSpec")
-        skip_levels = self.skip_levels
-        bad = [level for level in self.attention.levels("skip") if level not in skip_levels]
-        if bad:
-            raise SpecError(
-                f"attention.placement.skip: level {bad[0]} does not exist; with {self.depth} levels the "
-                f"skip connections are at levels {list(skip_levels)}"
-            )
+        for placement, levels in self.attention.placement:
+            valid = self.levels_for(placement)
+            bad = [level for level in levels if level not in valid]
+            if bad:
+                raise SpecError(
+                    f"attention.placement.{placement}: level {bad[0]} does not exist; with {self.depth} levels "
+                    f"the {placement} levels are {list(valid)}"
+                )
 
     @property
     def depth(self) -> int:
@@ -161,6 +165,10 @@ class ArchSpec:
     @property
     def skip_levels(self) -> tuple[int, ...]:
         return tuple(range(self.depth - 1))
+
+    def levels_for(self, placement: str) -> tuple[int, ...]:
+        """The levels that exist for ``placement``: the bottleneck is the one deepest level."""
+        return (self.depth - 1,) if placement == "bottleneck" else self.skip_levels
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,7 +197,12 @@ class ArchSpec:
             where = "none"
         else:
             opts = ",".join(str(v) for _, v in att.options)
-            sites = " ".join(f"{name}{list(levels)}" for name, levels in att.placement)
+            if att.block == "compose":
+                o = dict(att.options)
+                link = {"parallel": "∥", "a_first": "→", "b_first": "←"}[str(o["arrangement"])]
+                members = ",".join(f"{k}={v}" for k, v in att.options if k[:2] in ("a.", "b."))
+                opts = f"{o['a']}{link}{o['b']},{o['shortcut']}" + (f",{members}" if members else "")
+            sites = " ".join(f"{name}{list(levels)}".replace(" ", "") for name, levels in att.placement)
             where = f"{att.block}({opts})@{sites}" if opts else f"{att.block}@{sites}"
         widths = "-".join(str(c) for c in self.channels)
         return f"{where} {self.backbone} {widths}"
@@ -200,9 +213,7 @@ class ArchSpec:
         _check_keys("spec", data, allowed)
         version = data.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
-            raise SpecError(
-                f"schema_version: {version!r} is not supported; this version reads {SCHEMA_VERSION}"
-            )
+            raise SpecError(f"schema_version: {version!r} is not supported; this version reads {SCHEMA_VERSION}")
         kwargs: dict[str, Any] = {k: v for k, v in data.items() if k != "attention"}
         if "channels" in kwargs and isinstance(kwargs["channels"], list):
             kwargs["channels"] = tuple(kwargs["channels"])

@@ -82,9 +82,7 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
         raise ExportError(f"--trial {number}: trained weights not found (expected {record.weights_path})")
     target = Path(out_dir)
     if target.exists() and any(target.iterdir()) and not overwrite:
-        raise ExportError(
-            f"output directory {target} exists and is not empty (pass --overwrite to replace it)"
-        )
+        raise ExportError(f"output directory {target} exists and is not empty (pass --overwrite to replace it)")
     target.mkdir(parents=True, exist_ok=True)
     (target / ARCH_FILE).write_text(json.dumps(record.spec, indent=2, sort_keys=True) + "\n")
     shutil.copyfile(weights, target / WEIGHTS_FILE)

@@ -26,6 +26,8 @@ ATTR_BEST_EPOCH = "best_epoch"
 ATTR_EPOCHS = "epochs"
 ATTR_ERROR = "error"
 ATTR_SECONDS = "train_seconds"
+ATTR_MEMORY = "peak_memory_mb"
+ATTR_INFEASIBLE = "infeasible"
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,7 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
 def complete_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     """Trials that finished their full budget with finite objective values."""
     return [
-        r
-        for r in records
-        if r.state == "COMPLETE" and r.values is not None and all(math.isfinite(v) for v in r.values)
+        r for r in records if r.state == "COMPLETE" and r.values is not None and all(math.isfinite(v) for v in r.values)
     ]
 
 

@@ -40,9 +40,7 @@ def add_trial(
         path = weights_dir / f"w{trial.number}.pt"
         torch.save(build_model(spec).state_dict(), path)
         trial.set_user_attr(ATTR_WEIGHTS, str(path))
-    study.tell(
-        trial, list(values) if values and state == optuna.trial.TrialState.COMPLETE else None, state=state
-    )
+    study.tell(trial, list(values) if values and state == optuna.trial.TrialState.COMPLETE else None, state=state)
     return trial.number
 
 
@@ -50,9 +48,7 @@ def sa_spec(levels: tuple[int, ...] = (0,)) -> ArchSpec:
     return ArchSpec(channels=(8, 16, 32), attention=AttentionSpec("sa", (), (("skip", levels),)))
 
 
-def make_study(
-    storage: optuna.storages.BaseStorage, name: str, weights_dir: Path | None = None
-) -> optuna.Study:
+def make_study(storage: optuna.storages.BaseStorage, name: str, weights_dir: Path | None = None) -> optuna.Study:
     """A study with 4 complete trials (2 on the front), one pruned and one failed."""
     study = create_study(storage, name, attrs={"data": {"kind": "synthetic"}, "input_shape": [1, 64, 64]})
     plain = ArchSpec(channels=(8, 16, 32))

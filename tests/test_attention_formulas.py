@@ -7,7 +7,8 @@ import itertools
 import pytest
 import torch
 
-from search_spaces.blocks import ARRANGEMENTS, SHORTCUTS, JointAttention, SelfAttentionResponse
+from search_spaces import AttentionSpec, create_block
+from search_spaces.blocks import ARRANGEMENTS, SHORTCUTS, Composition, SelfAttentionResponse
 
 
 def set_weights(module: torch.nn.Module, seed: int) -> None:
@@ -17,15 +18,15 @@ def set_weights(module: torch.nn.Module, seed: int) -> None:
             param.copy_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * 0.5)
 
 
-def reference_m(block: JointAttention, x: torch.Tensor) -> torch.Tensor:
+def reference_m(block: Composition, x: torch.Tensor) -> torch.Tensor:
     """M(x) = σ(conv3x3(x)), written out with the block's own conv weights."""
-    conv = block.pwa.conv
+    conv = block.a.map.conv
     return torch.sigmoid(torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1))
 
 
-def reference_s(block: JointAttention, x: torch.Tensor) -> torch.Tensor:
+def reference_s(block: Composition, x: torch.Tensor) -> torch.Tensor:
     """S(x) = W(Σ_j θ_iᵀφ_j g_j / N), the naive N×N form (dot similarity)."""
-    sa = block.sa
+    sa = block.b.attention
 
     def one_by_one(conv: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
         return torch.einsum("oc,bchw->bohw", conv.weight[:, :, 0, 0], t) + conv.bias[None, :, None, None]
@@ -53,8 +54,9 @@ FORMULAS = {
 }
 
 
-def make_joint(arrangement: str, shortcut: str) -> JointAttention:
-    block = JointAttention(2, 4, arrangement=arrangement, shortcut=shortcut, similarity="dot").double()
+def make_joint(arrangement: str, shortcut: str) -> Composition:
+    block = create_block("joint", 2, 4, arrangement=arrangement, shortcut=shortcut, similarity="dot").double()
+    assert isinstance(block, Composition)
     set_weights(block, seed=7)
     return block
 
@@ -63,9 +65,7 @@ def make_joint(arrangement: str, shortcut: str) -> JointAttention:
 def test_each_joint_variant_equals_its_formula(arrangement: str, shortcut: str) -> None:
     block = make_joint(arrangement, shortcut)
     x = torch.randn(2, 4, 5, 3, dtype=torch.float64)
-    expected = FORMULAS[(arrangement, shortcut)](
-        x, lambda t: reference_m(block, t), lambda t: reference_s(block, t)
-    )
+    expected = FORMULAS[(arrangement, shortcut)](x, lambda t: reference_m(block, t), lambda t: reference_s(block, t))
     torch.testing.assert_close(block(x), expected, rtol=1e-12, atol=1e-12)
 
 
@@ -118,3 +118,84 @@ def test_dot_form_never_builds_an_nxn_matrix() -> None:
     with torch.no_grad(), Watch():
         block(x)
     assert largest <= 8 * 128 * 128  # never more than the feature map itself
+
+
+def test_joint_preset_is_the_spelled_out_composition() -> None:
+    for ja, generic in (("parallel", "parallel"), ("sa_first", "b_first"), ("pwa_first", "a_first")):
+        preset = AttentionSpec("joint", (("arrangement", ja), ("shortcut", "outside")), (("skip", (0,)),))
+        spelled = AttentionSpec(
+            "compose",
+            (("a", "pwa"), ("b", "sa"), ("arrangement", generic), ("shortcut", "outside")),
+            (("skip", (0,)),),
+        )
+        assert preset == spelled
+        assert preset.to_dict() == spelled.to_dict()
+
+
+def _gate_maps(block: Composition, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return block.a.gate_map(x), block.b.gate_map(x)
+
+
+def test_cbam_preset_is_channel_then_spatial_in_series() -> None:
+    block = create_block("cbam", 2, 8, reduction=4).double()
+    assert isinstance(block, Composition)
+    set_weights(block, seed=3)
+    x = torch.randn(2, 8, 6, 5, dtype=torch.float64)
+    z = block.a.gate_map(x) * x
+    torch.testing.assert_close(block(x), block.b.gate_map(z) * z)
+    spelled = AttentionSpec(
+        "compose",
+        (("a", "cbam_channel"), ("b", "cbam_spatial"), ("arrangement", "a_first"), ("a.reduction", 4)),
+        (("skip", (0,)),),
+    )
+    preset = AttentionSpec("cbam", (("reduction", 4),), (("skip", (0,)),))
+    assert preset == spelled
+
+
+def test_da_block_preset_is_channel_plus_spatial_in_parallel() -> None:
+    block = create_block("da_block", 3, 8).double()
+    assert isinstance(block, Composition)
+    set_weights(block, seed=4)
+    x = torch.randn(1, 8, 4, 3, 5, dtype=torch.float64)
+    mc, ms = _gate_maps(block, x)
+    torch.testing.assert_close(block(x), mc * x + ms * x)
+    preset = AttentionSpec("da_block", (), (("encoder", (1,)),))
+    spelled = AttentionSpec(
+        "compose", (("a", "cbam_channel"), ("b", "cbam_spatial"), ("shortcut", "none")), (("encoder", (1,)),)
+    )
+    assert preset == spelled
+
+
+@pytest.mark.parametrize("arrangement", ["a_first", "b_first"])
+def test_serial_none_is_folded_into_inside(arrangement: str) -> None:
+    def spec(shortcut: str) -> AttentionSpec:
+        return AttentionSpec(
+            "compose",
+            (("a", "se"), ("b", "cca"), ("arrangement", arrangement), ("shortcut", shortcut)),
+            (("skip", (0,)),),
+        )
+
+    assert spec("none") == spec("inside")
+    assert spec("none").option("shortcut") == "inside"
+
+
+def test_generic_rules_on_two_residual_members() -> None:
+    """A = cam, B = pam (both residual): the table's rules with P° = P − id."""
+    x = torch.randn(1, 8, 4, 5, dtype=torch.float64)
+    outputs = {}
+    for arrangement, shortcut in itertools.product(("parallel", "a_first", "b_first"), ("inside", "separate", "none")):
+        block = create_block("compose", 2, 8, a="cam", b="pam", arrangement=arrangement, shortcut=shortcut).double()
+        set_weights(block, seed=9)
+        a, b = block.a, block.b
+        if arrangement == "a_first":
+            expected = b(x + a(x)) if shortcut == "separate" else b(a(x))
+        elif arrangement == "b_first":
+            expected = b(x) + a(b(x)) if shortcut == "separate" else a(b(x))
+        elif shortcut == "inside":
+            expected = b(x) + a.response(x)
+        elif shortcut == "separate":
+            expected = 2 * b(x) + a.response(x)
+        else:
+            expected = a(x) + b(x)
+        outputs[(arrangement, shortcut)] = block(x)
+        torch.testing.assert_close(outputs[(arrangement, shortcut)], expected)

@@ -16,9 +16,7 @@ from tests._studyfactory import make_study
 
 def snapshot(root: Path) -> dict[str, str]:
     return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in root.rglob("*")
-        if p.is_file()
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
     }
 
 
@@ -95,3 +93,15 @@ def test_console_script_entry_point_runs() -> None:
     assert proc.returncode == 0
     for command in ("search", "status", "export", "report"):
         assert command in proc.stdout
+
+
+def test_space_show_counts_and_samples(in_tmp_cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["space", "show", "--samples", "3"], capsys)
+    assert code == 0
+    assert "distinct architectures: 224" in out
+    assert len([line for line in out.splitlines() if line.startswith("  ") and " unet " in line]) == 3
+    (in_tmp_cwd / "space.json").write_text('{"blocks": ["none", "ag"], "placements": ["encoder"]}')
+    code, _, err = run_cli(["space", "show", "--space", "space.json"], capsys)
+    assert code == 2 and "space.blocks: 'ag' cannot be placed" in err
+    code, _, err = run_cli(["space", "show", "--space", "nope.json"], capsys)
+    assert code == 2 and "neither a named space" in err

@@ -36,9 +36,7 @@ def test_sa_flops_exceed_the_plain_model_by_the_analytic_count(similarity: str, 
     base = count_flops(build_model(spec_with("none", None, dims, ())), shape)
     with_sa = count_flops(build_model(spec_with("sa", similarity, dims, (0, 1))), shape)
     side = shape[1]
-    expected = analytic_sa_flops(8, side**dims, similarity) + analytic_sa_flops(
-        16, (side // 2) ** dims, similarity
-    )
+    expected = analytic_sa_flops(8, side**dims, similarity) + analytic_sa_flops(16, (side // 2) ** dims, similarity)
     assert with_sa - base == expected
 
 

@@ -13,9 +13,7 @@ def brute_force(values: np.ndarray, maximize: list[bool]) -> np.ndarray:
     cost = values * signs
     keep = []
     for i in range(len(cost)):
-        dominated = any(
-            all(cost[j] <= cost[i]) and any(cost[j] < cost[i]) for j in range(len(cost)) if j != i
-        )
+        dominated = any(all(cost[j] <= cost[i]) and any(cost[j] < cost[i]) for j in range(len(cost)) if j != i)
         keep.append(not dominated)
     return np.array(keep, dtype=bool)
 
@@ -30,9 +28,7 @@ def test_mask_matches_brute_force_with_ties(seed: int) -> None:
 def test_three_objectives_and_empty_input() -> None:
     rng = np.random.default_rng(9)
     values = rng.random((40, 3))
-    assert np.array_equal(
-        pareto_mask(values, [True, False, False]), brute_force(values, [True, False, False])
-    )
+    assert np.array_equal(pareto_mask(values, [True, False, False]), brute_force(values, [True, False, False]))
     assert pareto_mask(np.zeros((0, 2)), [True, False]).shape == (0,)
     with pytest.raises(ValueError, match="shape"):
         pareto_mask(np.zeros((3, 3)), [True, False])

@@ -37,9 +37,10 @@ def test_samples_are_valid_and_cover_the_space() -> None:
         spec = sample_spec(RandomTrial(seed))
         assert ArchSpec.from_json(spec.to_json()) == spec
         seen_blocks.add(spec.attention.block)
-        if spec.attention.block == "joint":
+        if spec.attention.block == "compose":  # the joint preset, spelled out
+            assert (spec.attention.option("a"), spec.attention.option("b")) == ("pwa", "sa")
             seen_variants.add((spec.attention.option("arrangement"), spec.attention.option("shortcut")))
-    assert seen_blocks == {"none", "pwa", "sa", "joint"}
+    assert seen_blocks == {"none", "pwa", "sa", "compose"}
     assert len(seen_variants) == 9
 
 
@@ -51,9 +52,7 @@ def test_sampled_specs_build_and_run() -> None:
 
 
 def test_restricted_options_and_levels_are_respected() -> None:
-    space = SearchSpace(
-        blocks=("sa",), options=(("sa.similarity", ("softmax",)),), depths=(4,), skip_levels=(2,)
-    )
+    space = SearchSpace(blocks=("sa",), options=(("sa.similarity", ("softmax",)),), depths=(4,), levels=(2,))
     for seed in range(20):
         spec = sample_spec(RandomTrial(seed), space)
         assert spec.attention.option("similarity") == "softmax"
@@ -61,9 +60,7 @@ def test_restricted_options_and_levels_are_respected() -> None:
 
 
 def test_works_with_a_real_optuna_study_and_a_fixed_name_set() -> None:
-    study = optuna.create_study(
-        directions=["maximize", "minimize"], sampler=optuna.samplers.NSGAIISampler(seed=0)
-    )
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.NSGAIISampler(seed=0))
     for _ in range(30):
         trial = study.ask()
         spec = sample_spec(trial)
@@ -76,11 +73,17 @@ def test_works_with_a_real_optuna_study_and_a_fixed_name_set() -> None:
     ("kwargs", "field"),
     [
         ({"blocks": ()}, "space.blocks"),
-        ({"blocks": ("se",)}, "attention.block"),
+        ({"blocks": ("sse",)}, "space.blocks"),
         ({"options": (("sa.heads", (2,)),)}, "space.options.sa.heads"),
         ({"options": (("sa.similarity", ("cosine",)),)}, "space.options.sa.similarity"),
         ({"depths": (1,)}, "space.depths"),
-        ({"skip_levels": (7,)}, "space.skip_levels"),
+        ({"levels": (7,)}, "space.levels"),
+        ({"blocks": ("compose",)}, "space.pairs"),
+        ({"pairs": (("pwa", "joint"),)}, "space.pairs"),
+        ({"placements": ("middle",)}, "space.placements"),
+        ({"backbones": ("vnet",)}, "space.backbones"),
+        ({"blocks": ("gff",), "placements": ("decoder",)}, "space.blocks"),
+        ({"blocks": ("compose",), "pairs": (("ag", "se"),), "placements": ("bottleneck",)}, "space.pairs"),
     ],
 )
 def test_bad_space_is_named(kwargs: dict, field: str) -> None:
@@ -89,5 +92,10 @@ def test_bad_space_is_named(kwargs: dict, field: str) -> None:
 
 
 def test_space_round_trips_through_json_data() -> None:
-    space = SearchSpace(options=(("joint.shortcut", ("inside", "outside")),), skip_levels=(0, 1))
+    space = SearchSpace(
+        options=(("joint.shortcut", ("inside", "outside")),),
+        levels=(0, 1),
+        pairs=(("ag", "sa"),),
+        blocks=("compose", "cbam"),
+    )
     assert SearchSpace.from_dict(space.to_dict()) == space

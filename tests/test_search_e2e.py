@@ -62,9 +62,7 @@ def test_three_trials_are_recorded_complete_with_spec_and_cost(searched: Path) -
     assert study.user_attrs["data"]["size"] == 32
 
 
-def test_status_prints_counts_and_the_pareto_table(
-    searched: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_status_prints_counts_and_the_pareto_table(searched: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", STUDY, "--storage", storage_url(searched)]) == 0
     out = capsys.readouterr().out
     assert "3 trials: COMPLETE 3" in out

@@ -69,11 +69,25 @@ def test_none_block_ignores_nothing_and_has_no_placement() -> None:
             "similarity",
         ),
         ({"attention": {"block": "sa", "placement": {}}}, "attention.placement", "at least one"),
-        ({"attention": {"block": "sa", "placement": {"decoder": [0]}}}, "attention.placement", "'skip'"),
+        (
+            {"attention": {"block": "sa", "placement": {"middle": [0]}}},
+            "attention.placement",
+            "'skip', 'encoder', 'bottleneck', 'decoder'",
+        ),
+        (
+            {"attention": {"block": "sa", "placement": {"bottleneck": [0]}}},
+            "attention.placement.bottleneck",
+            "bottleneck levels are [3]",
+        ),
+        (
+            {"attention": {"block": "ag", "placement": {"skip": [0], "encoder": [1]}}},
+            "attention.placement",
+            "gating signal",
+        ),
         (
             {"attention": {"block": "sa", "placement": {"skip": [3]}}},
             "attention.placement.skip",
-            "levels [0, 1, 2]",
+            "skip levels are [0, 1, 2]",
         ),
         ({"attention": {"block": "sa", "placement": {"skip": []}}}, "attention.placement.skip", "non-empty"),
     ],
@@ -103,7 +117,7 @@ def test_spec_is_hashable_and_frozen() -> None:
 def test_built_model_follows_the_spec() -> None:
     spec = joint_spec()
     model = build_model(spec)
-    names = [type(m).__name__ for m in model.skip_attention]
-    assert names == ["JointAttention", "JointAttention"]
+    names = [type(site.block).__name__ for site in model.skip_attention]
+    assert names == ["Composition", "Composition"]
     spec_no_attention = ArchSpec(channels=(8, 16, 32))
-    assert all(type(m).__name__ == "Identity" for m in build_model(spec_no_attention).skip_attention)
+    assert all(site.block is None for site in build_model(spec_no_attention).skip_attention)

@@ -88,9 +88,7 @@ def test_unreachable_server_is_a_storage_error_without_the_password() -> None:
     assert "secret" not in str(info.value)
 
 
-def test_export_writes_spec_weights_card_and_metrics(
-    storage: optuna.storages.RDBStorage, tmp_path: Path
-) -> None:
+def test_export_writes_spec_weights_card_and_metrics(storage: optuna.storages.RDBStorage, tmp_path: Path) -> None:
     study = make_study(storage, "exp", weights_dir=tmp_path)
     out = export_trial(study, 1, tmp_path / "export")
     names = sorted(p.name for p in out.iterdir())

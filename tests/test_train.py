@@ -15,9 +15,7 @@ def test_training_learns_and_reports_every_epoch() -> None:
     model = build_model(spec)
     untrained = evaluate(model, data.val_images, data.val_labels, num_classes=2)
     reports: list[tuple[int, dict]] = []
-    result = train(
-        model, data, TrainConfig(epochs=4, batch_size=8), report=lambda e, m: reports.append((e, dict(m)))
-    )
+    result = train(model, data, TrainConfig(epochs=4, batch_size=8), report=lambda e, m: reports.append((e, dict(m))))
     assert [e for e, _ in reports] == [1, 2, 3, 4]
     assert set(reports[0][1]) == {"loss", "val_dice", "best_dice"}
     assert reports[-1][1]["loss"] < reports[0][1]["loss"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 
@@ -45,27 +46,38 @@ def _extra_formulas() -> dict[Any, Callable[..., int]]:
 
 @dataclass(frozen=True)
 class ModelCost:
-    """FLOPs (forward, batch 1) and parameter count of a model at one input shape."""
+    """FLOPs (forward, batch 1), parameters and estimated training peak memory at one input shape."""
 
     flops: int
     params: int
     input_shape: tuple[int, ...]
+    peak_memory_bytes: int = 0
 
     @property
     def gflops(self) -> float:
         return self.flops / 1e9
 
+    @property
+    def peak_memory_mb(self) -> float:
+        return self.peak_memory_bytes / 2**20
+
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Forward FLOPs of ``model`` on one input of shape ``input_shape = (C, *spatial)``."""
+    """Forward FLOPs of ``model`` on one input of shape ``input_shape = (C, *spatial)``.
+
+    Runs on fake tensors (shapes only, no arithmetic), so it is cheap enough to screen candidates.
+    """
     was_training = model.training
     model.eval()
     try:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
-        x = torch.zeros((1, *input_shape), device=device)
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_extra_formulas()) as counter:
-            model(x)
+        with (
+            FakeTensorMode(allow_non_fake_inputs=True),
+            torch.no_grad(),
+            FlopCounterMode(display=False, custom_mapping=_extra_formulas()) as counter,
+        ):
+            model(torch.zeros((1, *input_shape), device=device))
         return int(counter.get_total_flops())
     finally:
         model.train(was_training)
@@ -77,7 +89,12 @@ def count_params(model: nn.Module) -> int:
 
 
 def model_cost(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCost:
-    """FLOPs and parameters of ``model`` at ``input_shape`` (``(C, *spatial)``, batch 1)."""
+    """FLOPs, parameters and estimated training peak memory of ``model`` at ``input_shape`` (batch 1)."""
+    from trainers._memory import estimate_peak_memory
+
     return ModelCost(
-        flops=count_flops(model, input_shape), params=count_params(model), input_shape=input_shape
+        flops=count_flops(model, input_shape),
+        params=count_params(model),
+        input_shape=input_shape,
+        peak_memory_bytes=estimate_peak_memory(model, input_shape).peak_bytes,
     )

@@ -85,9 +85,7 @@ def evaluate(
     return 0.0 if math.isnan(value) else value
 
 
-def train(
-    model: nn.Module, data: SegmentationData, config: TrainConfig, report: Report | None = None
-) -> TrainResult:
+def train(model: nn.Module, data: SegmentationData, config: TrainConfig, report: Report | None = None) -> TrainResult:
     """Train ``model`` with Dice-CE and AdamW; validate each epoch and keep the best weights.
 
     ``report(epoch, metrics)`` receives ``loss``, ``val_dice`` and ``best_dice`` after every epoch
@@ -95,9 +93,7 @@ def train(
     """
     set_determinism(seed=config.seed)
     torch.manual_seed(config.seed)
-    items = [
-        {"image": img, "label": lbl} for img, lbl in zip(data.train_images, data.train_labels, strict=True)
-    ]
+    items = [{"image": img, "label": lbl} for img, lbl in zip(data.train_images, data.train_labels, strict=True)]
     transform = _train_transform()
     transform.set_random_state(seed=config.seed)
     loader = DataLoader(

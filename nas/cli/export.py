@@ -13,9 +13,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="export a trial's arch.json, weights and model card")
     p.add_argument("study", help="study name")
     p.add_argument("--trial", type=non_negative_int, required=True, help="trial number (see nas status)")
-    p.add_argument(
-        "-o", "--out", type=Path, default=None, help="output directory (default ./export-STUDY-tN)"
-    )
+    p.add_argument("-o", "--out", type=Path, default=None, help="output directory (default ./export-STUDY-tN)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     add_storage(p)
     p.set_defaults(handler=run)

@@ -24,8 +24,5 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"-o {args.output}: directory {args.output.parent.resolve()} does not exist")
     data = pareto_plot_data(f"Study {study.study_name}", trial_records(study))
     args.output.write_text(report_html(data))
-    print(
-        f"report: {args.output.resolve()} "
-        f"({len(data.points)} complete trials, {len(data.front)} on the front)"
-    )
+    print(f"report: {args.output.resolve()} ({len(data.points)} complete trials, {len(data.front)} on the front)")
     return 0

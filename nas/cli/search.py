@@ -39,9 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=env_default("concurrency", 2, positive_int),
         help="trials running at once",
     )
-    p.add_argument(
-        "--cpus-per-trial", type=non_negative_float, default=env_default("cpus_per_trial", 1.0, float)
-    )
+    p.add_argument("--cpus-per-trial", type=non_negative_float, default=env_default("cpus_per_trial", 1.0, float))
     p.add_argument(
         "--gpus-per-trial",
         type=non_negative_float,
@@ -69,8 +67,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="Ray cluster address to attach to (default: start a local runtime)",
     )
     p.add_argument(
-        "--report", type=Path, default=None, help="HTML report path (default OUT_DIR/STUDY/report.html)"
+        "--max-memory-mb",
+        type=non_negative_float,
+        default=env_default("max_memory_mb", None, float),
+        help="refuse, untrained, candidates whose estimated training peak memory (batch 1) exceeds this",
     )
+    p.add_argument("--report", type=Path, default=None, help="HTML report path (default OUT_DIR/STUDY/report.html)")
     p.set_defaults(handler=run)
 
 
@@ -83,12 +85,11 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         seed=args.seed,
-        data=SyntheticConfig(
-            n_train=args.train_images, n_val=args.val_images, size=args.image_size, seed=args.seed
-        ),
+        data=SyntheticConfig(n_train=args.train_images, n_val=args.val_images, size=args.image_size, seed=args.seed),
         train=TrainConfig(epochs=args.epochs, seed=args.seed),
         out_dir=args.out_dir,
         address=args.address,
+        max_memory_mb=args.max_memory_mb,
     )
 
     def show(message: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from monai.networks.layers.factories import Conv
+import torch
+import torch.nn.functional as F
+from monai.networks.layers.factories import Conv, Norm
 from torch import nn
 
 from search_spaces._errors import SpecError
@@ -16,7 +18,46 @@ def check_geometry(block: str, spatial_dims: int, channels: int) -> None:
         raise SpecError(f"{block}: channels={channels!r} is not valid; expected a positive integer")
 
 
-def conv(spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int) -> nn.Module:
+def conv(
+    spatial_dims: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    *,
+    dilation: int = 1,
+    bias: bool = True,
+) -> nn.Module:
     """A same-padding convolution of the right dimensionality."""
     conv_type = Conv[Conv.CONV, spatial_dims]
-    return conv_type(in_channels, out_channels, kernel_size=kernel_size, padding=kernel_size // 2)
+    padding = dilation * (kernel_size // 2)
+    return conv_type(in_channels, out_channels, kernel_size=kernel_size, padding=padding, dilation=dilation, bias=bias)
+
+
+def batch_norm(spatial_dims: int, channels: int) -> nn.Module:
+    return Norm[Norm.BATCH, spatial_dims](channels)
+
+
+def global_avg(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, *spatial) → (B, C, 1, …)``: mean over every spatial axis."""
+    return x.mean(dim=tuple(range(2, x.ndim)), keepdim=True)
+
+
+def global_max(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, *spatial) → (B, C, 1, …)``: max over every spatial axis."""
+    return x.flatten(2).amax(dim=2).reshape(*x.shape[:2], *([1] * (x.ndim - 2)))
+
+
+def resize_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Interpolate ``x`` to the spatial size of ``reference`` (nearest-linear as the dims allow)."""
+    if x.shape[2:] == reference.shape[2:]:
+        return x
+    mode = "bilinear" if x.ndim == 4 else "trilinear"
+    return F.interpolate(x, size=reference.shape[2:], mode=mode, align_corners=False)
+
+
+def reduced(channels: int, reduction: int) -> int:
+    """Hidden width of a bottleneck MLP: ``channels // reduction``, but at least ``min(4, channels)``.
+
+    A one-unit bottleneck behind a ReLU is dead for whole batches (timm floors its SE width too).
+    """
+    return max(min(4, channels), channels // reduction)

@@ -1,76 +1,58 @@
-"""Joint attention: the nine PWA × SA compositions of the DenseUNet-JA paper."""
+"""Named presets: compositions the papers gave names to (joint attention, CBAM, DA-block)."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from collections.abc import Mapping
 
-from search_spaces._errors import choose
-from search_spaces._registry import register_block
-from search_spaces.blocks.pwa import PointwiseMap
-from search_spaces.blocks.sa import SIMILARITIES, SelfAttentionResponse
+from search_spaces._registry import OptionValue, register_preset
+from search_spaces.blocks.cbam import KERNELS, REDUCTIONS
+from search_spaces.blocks.sa import SIMILARITIES
 
+#: The joint-attention paper's names for the arrangements of PWA (A) and SA (B).
 ARRANGEMENTS = ("parallel", "sa_first", "pwa_first")
 SHORTCUTS = ("inside", "outside", "separate")
+_JA_ARRANGEMENT = {"parallel": "parallel", "sa_first": "b_first", "pwa_first": "a_first"}
 
 
-@register_block(
+def _joint(options: Mapping[str, OptionValue]) -> tuple[str, dict[str, OptionValue]]:
+    return "compose", {
+        "a": "pwa",
+        "b": "sa",
+        "arrangement": _JA_ARRANGEMENT[str(options["arrangement"])],
+        "shortcut": options["shortcut"],
+        "b.similarity": options["similarity"],
+    }
+
+
+def _channel_spatial(arrangement: str, shortcut: str) -> object:
+    def expand(options: Mapping[str, OptionValue]) -> tuple[str, dict[str, OptionValue]]:
+        return "compose", {
+            "a": "cbam_channel",
+            "b": "cbam_spatial",
+            "arrangement": arrangement,
+            "shortcut": shortcut,
+            "a.reduction": options["reduction"],
+            "b.kernel_size": options["kernel_size"],
+        }
+
+    return expand
+
+
+register_preset(
     "joint",
     options={"arrangement": ARRANGEMENTS, "shortcut": SHORTCUTS, "similarity": SIMILARITIES},
+    expand=_joint,
+    summary="Joint attention (DenseUNet-JA): the nine PWA × SA variants, as compose(pwa, sa).",
 )
-class JointAttention(nn.Module):
-    """Joint point-wise + self-attention (Joint attention for medical image segmentation, Fig. 2).
-
-    ``M`` is the PWA gate and ``S`` the self-attention response without residual; the nine
-    variants (RESEARCH.md's table) are addressed by ``arrangement`` × ``shortcut``:
-
-    ========== ========= ==========================================
-    parallel   inside    ``M(x) ⊙ (x + S(x))``
-    parallel   outside   ``x + M(x) ⊙ S(x)``
-    parallel   separate  ``(1 + M(x)) ⊙ (x + S(x))``
-    sa_first   inside    ``z = x + S(x)``; ``M(z) ⊙ z``
-    sa_first   outside   ``s = S(x)``; ``x + M(s) ⊙ s``
-    sa_first   separate  ``z = x + S(x)``; ``(1 + M(z)) ⊙ z``
-    pwa_first  inside    ``p = M(x) ⊙ x``; ``p + S(p)``
-    pwa_first  outside   ``p = M(x) ⊙ x``; ``x + S(p)``
-    pwa_first  separate  ``p = (1 + M(x)) ⊙ x``; ``p + S(p)``
-    ========== ========= ==========================================
-
-    Input ``(B, C, *spatial)`` in 2D or 3D; output of the same shape.
-    """
-
-    def __init__(
-        self,
-        spatial_dims: int,
-        channels: int,
-        *,
-        arrangement: str = "parallel",
-        shortcut: str = "inside",
-        similarity: str = "dot",
-    ) -> None:
-        super().__init__()
-        self.arrangement = choose("arrangement", arrangement, ARRANGEMENTS)
-        self.shortcut = choose("shortcut", shortcut, SHORTCUTS)
-        self.pwa = PointwiseMap(spatial_dims, channels)
-        self.sa = SelfAttentionResponse(spatial_dims, channels, similarity=similarity)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m, s = self.pwa, self.sa
-        if self.arrangement == "parallel":
-            gate, response = m(x), s(x)
-            if self.shortcut == "inside":
-                return gate * (x + response)
-            if self.shortcut == "outside":
-                return x + gate * response
-            return (1 + gate) * (x + response)
-        if self.arrangement == "sa_first":
-            if self.shortcut == "outside":
-                response = s(x)
-                return x + m(response) * response
-            z = x + s(x)
-            gate = m(z)
-            return gate * z if self.shortcut == "inside" else (1 + gate) * z
-        # pwa_first
-        gate = m(x)
-        p = (1 + gate) * x if self.shortcut == "separate" else gate * x
-        return x + s(p) if self.shortcut == "outside" else p + s(p)
+register_preset(
+    "cbam",
+    options={"reduction": REDUCTIONS, "kernel_size": KERNELS},
+    expand=_channel_spatial("a_first", "inside"),  # type: ignore[arg-type]
+    summary="CBAM: channel then spatial attention in series, as compose(cbam_channel, cbam_spatial).",
+)
+register_preset(
+    "da_block",
+    options={"reduction": REDUCTIONS, "kernel_size": KERNELS},
+    expand=_channel_spatial("parallel", "none"),  # type: ignore[arg-type]
+    summary="AF-Net DA-block: channel ∥ spatial attention, summed, as compose(cbam_channel, cbam_spatial).",
+)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from search_spaces._registry import register_block
+from search_spaces.blocks._base import Mechanism
 from search_spaces.blocks._common import check_geometry, conv
 
 
@@ -25,15 +26,17 @@ class PointwiseMap(nn.Module):
 
 
 @register_block("pwa")
-class PointwiseAttention(nn.Module):
+class PointwiseAttention(Mechanism):
     """Point-wise attention, ``PWA(x) = M(x) ⊙ x`` (Joint attention, DenseUNet-JA, eq. 4).
 
     Input ``(B, C, *spatial)`` in 2D or 3D; output of the same shape.
     """
 
+    kind = "gate"
+
     def __init__(self, spatial_dims: int, channels: int) -> None:
         super().__init__()
-        self.gate = PointwiseMap(spatial_dims, channels)
+        self.map = PointwiseMap(spatial_dims, channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gate(x) * x
+    def gate_map(self, context: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        return self.map(context)

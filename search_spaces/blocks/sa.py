@@ -10,6 +10,7 @@ from torch import nn
 
 from search_spaces._errors import choose
 from search_spaces._registry import register_block
+from search_spaces.blocks._base import Mechanism
 from search_spaces.blocks._common import check_geometry, conv
 
 SIMILARITIES = ("dot", "softmax")
@@ -60,15 +61,17 @@ class SelfAttentionResponse(nn.Module):
 
 
 @register_block("sa", options={"similarity": SIMILARITIES})
-class SelfAttention(nn.Module):
+class SelfAttention(Mechanism):
     """Self-attention with residual, ``SA(x) = x + S(x)`` (Wang et al. non-local; JA paper eq. 5).
 
     Input ``(B, C, *spatial)`` in 2D or 3D; output of the same shape.
     """
 
+    kind = "residual"
+
     def __init__(self, spatial_dims: int, channels: int, *, similarity: str = "dot") -> None:
         super().__init__()
-        self.response = SelfAttentionResponse(spatial_dims, channels, similarity=similarity)
+        self.attention = SelfAttentionResponse(spatial_dims, channels, similarity=similarity)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.response(x)
+    def response(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        return self.attention(x)

@@ -1,0 +1,53 @@
+"""Criss-cross attention (CCNet, Huang et al.; the review's §2.4): self-similarity along axes."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from search_spaces._registry import register_block
+from search_spaces.blocks._base import Mechanism
+from search_spaces.blocks._common import check_geometry, conv
+
+
+@register_block("cca")
+class CrissCrossAttention(Mechanism):
+    """CCA: each position attends to the positions sharing all but one coordinate with it (its row
+    and column in 2D, plus its depth line in 3D), with one softmax over that criss-cross path;
+    ``γ · Σ A·V + x``, ``γ`` a learnable scalar from 0. The position itself is counted once.
+
+    Cost O(N·(H+W)·C') instead of O(N²·C'). Input ``(B, C, *spatial)``; same-shape output.
+    """
+
+    kind = "residual"
+
+    def __init__(self, spatial_dims: int, channels: int) -> None:
+        super().__init__()
+        check_geometry("cca", spatial_dims, channels)
+        inner = max(1, channels // 8)
+        self.query = conv(spatial_dims, channels, inner, 1)
+        self.key = conv(spatial_dims, channels, inner, 1)
+        self.value = conv(spatial_dims, channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def response(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        axes = range(2, x.ndim)
+        energies = []
+        for position, axis in enumerate(axes):
+            # (B, *spatial, L_axis): similarity of each position to every position on its line
+            energy = torch.einsum("bc...i,bc...j->b...ij", q.movedim(axis, -1), k.movedim(axis, -1))
+            if position > 0:  # the position itself belongs to the first axis' line only
+                eye = torch.eye(energy.shape[-1], dtype=torch.bool, device=x.device)
+                energy = energy.masked_fill(eye, float("-inf"))
+            energies.append(energy.movedim(-2, axis - 1))  # back to (B, *spatial, L)
+        weights = torch.softmax(torch.cat(energies, dim=-1), dim=-1)
+        out = torch.zeros_like(v)
+        offset = 0
+        for axis, energy in zip(axes, energies, strict=True):
+            length = energy.shape[-1]
+            w = weights[..., offset : offset + length].movedim(axis - 1, -2)  # (B, ..., L, L)
+            va = v.movedim(axis, -1)  # (B, C, ..., L)
+            out = out + torch.einsum("b...ij,bc...j->bc...i", w, va).movedim(-1, axis)
+            offset += length
+        return self.gamma * out
