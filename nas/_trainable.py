@@ -62,7 +62,7 @@ def run_trial(
         }
         refusal = over_budget(cost, max_memory_mb)
         if refusal is not None:
-            tune.report({**base, "infeasible": True, "error": refusal})
+            tune.report({**base, "dice": float("nan"), "infeasible": True, "error": refusal})
             return
 
         def report(epoch: int, metrics: Any) -> None:
@@ -88,4 +88,13 @@ def run_trial(
     except Exception as exc:
         logger.warning("trial %d failed: %s", number, exc)
         tail = traceback.format_exc(limit=3)
-        tune.report({"failed": True, "complete": False, "error": f"{type(exc).__name__}: {exc}\n{tail}"})
+        # Tune checks that every result names the objectives; NaN marks them as absent.
+        tune.report(
+            {
+                "dice": float("nan"),
+                "gflops": float("nan"),
+                "failed": True,
+                "complete": False,
+                "error": f"{type(exc).__name__}: {exc}\n{tail}",
+            }
+        )

@@ -32,6 +32,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         (["search", "--trials", "0"], "--trials: '0' is not valid; expected a positive integer"),
         (["search", "--epochs", "many"], "--epochs: 'many' is not valid"),
         (["search", "--image-size", "40"], "data.size: 40 is not valid"),
+        (["search", "--space", "widset"], "--space: 'widset' is neither a named space"),
         (["search", "--study", "bad name!"], "--study: 'bad name!' is not valid"),
         (["search", "--storage", "nonsense"], "not a valid SQLAlchemy URL"),
         (["search", "--storage", "sqlite:///missing/dir/x.db"], "does not exist"),

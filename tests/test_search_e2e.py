@@ -112,3 +112,77 @@ def test_export_reproduces_the_recorded_dice(searched: Path, capsys: pytest.Capt
     )
     assert abs(dice - trial.dice) < 1e-6
     assert metrics["study"] == STUDY and metrics["trial"] == trial.number
+
+
+def test_a_declared_space_and_a_memory_budget_reach_the_trials(tmp_path: Path) -> None:
+    space = tmp_path / "space.json"
+    space.write_text(
+        json.dumps(
+            {
+                "blocks": ["ag", "compose"],
+                "pairs": [["ag", "cca"], ["se", "gff"]],
+                "placements": ["skip"],
+                "backbones": ["resunet", "denseunet"],
+                "depths": [3],
+                "base_widths": [8],
+            }
+        )
+    )
+    storage = f"sqlite:///{tmp_path / 'nas.db'}"
+    common = [
+        "--storage",
+        storage,
+        "--epochs",
+        "1",
+        "--train-images",
+        "8",
+        "--val-images",
+        "4",
+        "--image-size",
+        "32",
+        "--out-dir",
+        str(tmp_path / "runs"),
+        "--space",
+        str(space),
+    ]
+    assert main(["search", "--study", "gated", "--trials", "2", *common]) == 0
+    assert main(["search", "--study", "tight", "--trials", "2", "--max-memory-mb", "0.5", *common]) == 0
+    opened = open_storage(storage, create=False)
+    gated = trial_records(load_study(opened, "gated"))
+    assert [r.state for r in gated] == ["COMPLETE", "COMPLETE"]
+    assert all(r.spec is not None and r.spec["attention"]["placement"].keys() == {"skip"} for r in gated)
+    assert all(r.spec is not None and r.spec["backbone"] in ("resunet", "denseunet") for r in gated)
+    tight = load_study(opened, "tight")
+    assert [t.state.name for t in tight.trials] == ["FAIL", "FAIL"]
+    for trial in tight.trials:
+        assert trial.user_attrs["infeasible"] is True
+        assert "exceeds the budget of 0 MiB" in trial.user_attrs["error"] or "MiB" in trial.user_attrs["error"]
+        assert "weights_path" not in trial.user_attrs and trial.user_attrs["peak_memory_mb"] > 0.5
+
+
+def test_an_exception_inside_a_trial_is_reported_not_raised(tmp_path: Path) -> None:
+    """Through a real Tune run: the failure report must satisfy Tune's metric check and carry the error."""
+    import ray
+    from ray import tune
+
+    from nas import run_trial
+    from trainers import SyntheticConfig, TrainConfig
+
+    data = load_data(SyntheticConfig(n_train=2, n_val=2, size=16))
+    trainable = tune.with_parameters(
+        run_trial, data=data, train_config=TrainConfig(epochs=1), artifact_dir=str(tmp_path), threads=1
+    )
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"spec": {"backbone": "vnet"}, "trial_number": 0},
+            tune_config=tune.TuneConfig(metric="dice", mode="max", num_samples=1),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0),
+        )
+        result = tuner.fit()[0]
+    finally:
+        ray.shutdown()
+    assert result.error is None
+    assert result.metrics["failed"] is True
+    assert "backbone: 'vnet' is not valid" in result.metrics["error"]

@@ -11,6 +11,7 @@ from nas._config import SearchConfig, unique_study_name
 from nas._search import run_search
 from nas.cli._common import env_default, non_negative_float, non_negative_int, positive_int
 from nas.cli._tables import counts_line, pareto_table
+from nas.cli.space import load_space
 from trainers import SyntheticConfig, TrainConfig
 
 
@@ -67,6 +68,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="Ray cluster address to attach to (default: start a local runtime)",
     )
     p.add_argument(
+        "--space",
+        default=env_default("space", "demo"),
+        help="the search space: demo, widest, or a JSON file of space fields (see nas space show)",
+    )
+    p.add_argument(
         "--max-memory-mb",
         type=non_negative_float,
         default=env_default("max_memory_mb", None, float),
@@ -90,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         address=args.address,
         max_memory_mb=args.max_memory_mb,
+        space=load_space(args.space),
     )
 
     def show(message: str) -> None:

@@ -61,3 +61,27 @@ def reduced(channels: int, reduction: int) -> int:
     A one-unit bottleneck behind a ReLU is dead for whole batches (timm floors its SE width too).
     """
     return max(min(4, channels), channels // reduction)
+
+
+def channel_mlp(spatial_dims: int, channels: int, reduction: int) -> nn.Sequential:
+    """The bottleneck MLP of channel attention (SE, CBAM) as 1x1 convolutions on pooled maps."""
+    hidden = reduced(channels, reduction)
+    return nn.Sequential(
+        conv(spatial_dims, channels, hidden, 1), nn.ReLU(inplace=True), conv(spatial_dims, hidden, channels, 1)
+    )
+
+
+class QueryKeyValue(nn.Module):
+    """1x1 projections to query/key (``max(1, C // 8)`` channels) and value (``C``), plus the
+    learnable output scale ``γ`` initialised to 0 (DANet, CCNet), so the block starts as identity."""
+
+    def __init__(self, spatial_dims: int, channels: int) -> None:
+        super().__init__()
+        inner = max(1, channels // 8)
+        self.query = conv(spatial_dims, channels, inner, 1)
+        self.key = conv(spatial_dims, channels, inner, 1)
+        self.value = conv(spatial_dims, channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.query(x), self.key(x), self.value(x)

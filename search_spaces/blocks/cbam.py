@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from search_spaces._registry import register_block
 from search_spaces.blocks._base import Mechanism
-from search_spaces.blocks._common import check_geometry, conv, global_avg, global_max, reduced
+from search_spaces.blocks._common import channel_mlp, check_geometry, conv, global_avg, global_max
 
 REDUCTIONS = (16, 8, 4)
 KERNELS = (7, 3)
@@ -25,12 +24,7 @@ class ChannelAttention(Mechanism):
     def __init__(self, spatial_dims: int, channels: int, *, reduction: int = 16) -> None:
         super().__init__()
         check_geometry("cbam_channel", spatial_dims, channels)
-        hidden = reduced(channels, reduction)
-        self.mlp = nn.Sequential(
-            conv(spatial_dims, channels, hidden, 1),
-            nn.ReLU(inplace=True),
-            conv(spatial_dims, hidden, channels, 1),
-        )
+        self.mlp = channel_mlp(spatial_dims, channels, reduction)
 
     def gate_map(self, context: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.mlp(global_avg(context)) + self.mlp(global_max(context)))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from search_spaces._registry import register_block
 from search_spaces.blocks._base import Mechanism
-from search_spaces.blocks._common import check_geometry, conv
+from search_spaces.blocks._common import QueryKeyValue, check_geometry
 
 
 @register_block("cca")
@@ -24,14 +23,10 @@ class CrissCrossAttention(Mechanism):
     def __init__(self, spatial_dims: int, channels: int) -> None:
         super().__init__()
         check_geometry("cca", spatial_dims, channels)
-        inner = max(1, channels // 8)
-        self.query = conv(spatial_dims, channels, inner, 1)
-        self.key = conv(spatial_dims, channels, inner, 1)
-        self.value = conv(spatial_dims, channels, channels, 1)
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.qkv = QueryKeyValue(spatial_dims, channels)
 
     def response(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        q, k, v = self.query(x), self.key(x), self.value(x)
+        q, k, v = self.qkv(x)
         axes = range(2, x.ndim)
         energies = []
         for position, axis in enumerate(axes):
@@ -50,4 +45,4 @@ class CrissCrossAttention(Mechanism):
             va = v.movedim(axis, -1)  # (B, C, ..., L)
             out = out + torch.einsum("b...ij,bc...j->bc...i", w, va).movedim(-1, axis)
             offset += length
-        return self.gamma * out
+        return self.qkv.gamma * out

@@ -8,7 +8,7 @@ from torch import nn
 
 from search_spaces._registry import register_block
 from search_spaces.blocks._base import Mechanism
-from search_spaces.blocks._common import check_geometry, conv
+from search_spaces.blocks._common import QueryKeyValue, check_geometry
 
 
 @register_block("pam")
@@ -25,18 +25,12 @@ class PositionAttention(Mechanism):
     def __init__(self, spatial_dims: int, channels: int) -> None:
         super().__init__()
         check_geometry("pam", spatial_dims, channels)
-        inner = max(1, channels // 8)
-        self.query = conv(spatial_dims, channels, inner, 1)
-        self.key = conv(spatial_dims, channels, inner, 1)
-        self.value = conv(spatial_dims, channels, channels, 1)
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.qkv = QueryKeyValue(spatial_dims, channels)
 
     def response(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        q, k, v = (
-            t(x).flatten(2).transpose(1, 2).contiguous().unsqueeze(1) for t in (self.query, self.key, self.value)
-        )
+        q, k, v = (t.flatten(2).transpose(1, 2).contiguous().unsqueeze(1) for t in self.qkv(x))
         out = F.scaled_dot_product_attention(q, k, v, scale=1.0).squeeze(1).transpose(1, 2)
-        return self.gamma * out.reshape(x.shape)
+        return self.qkv.gamma * out.reshape(x.shape)
 
 
 @register_block("cam")

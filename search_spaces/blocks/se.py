@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from search_spaces._registry import register_block
 from search_spaces.blocks._base import Mechanism
-from search_spaces.blocks._common import check_geometry, conv, global_avg, reduced
+from search_spaces.blocks._common import channel_mlp, check_geometry, global_avg
 
 REDUCTIONS = (16, 8, 4)
 
@@ -24,12 +23,7 @@ class SqueezeExcitation(Mechanism):
     def __init__(self, spatial_dims: int, channels: int, *, reduction: int = 16) -> None:
         super().__init__()
         check_geometry("se", spatial_dims, channels)
-        hidden = reduced(channels, reduction)
-        self.fc = nn.Sequential(
-            conv(spatial_dims, channels, hidden, 1),
-            nn.ReLU(inplace=True),
-            conv(spatial_dims, hidden, channels, 1),
-        )
+        self.fc = channel_mlp(spatial_dims, channels, reduction)
 
     def gate_map(self, context: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.fc(global_avg(context)))
