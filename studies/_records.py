@@ -60,9 +60,15 @@ class TrialRecord:
 
     @property
     def block(self) -> str:
+        """The attention mechanism, for grouping: the block name, or ``a+b`` for a composition."""
         if not self.spec:
             return "?"
-        return str(self.spec.get("attention", {}).get("block", "none"))
+        attention = self.spec.get("attention", {})
+        block = str(attention.get("block", "none"))
+        if block == "compose":
+            options = attention.get("options", {})
+            return f"{options.get('a')}+{options.get('b')}"
+        return block
 
 
 def record_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRecord:

@@ -57,3 +57,17 @@ def test_only_failed_trials(tmp_path: Path) -> None:
         study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
     data = pareto_plot_data("failed", trial_records(study))
     assert data.counts == {"FAIL": 2} and data.front == ()
+
+
+def test_compositions_are_grouped_by_their_pair(tmp_path: Path) -> None:
+    from search_spaces import ArchSpec, AttentionSpec
+    from studies import create_study
+    from tests._studyfactory import add_trial
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'c.db'}", create=True)
+    study = create_study(storage, "pairs")
+    joint = ArchSpec(channels=(8, 16, 32), attention=AttentionSpec("joint", (), (("skip", (0,)),)))
+    add_trial(study, joint, (0.5, 0.1))
+    (record,) = trial_records(study)
+    assert record.block == "pwa+sa"
+    assert pareto_plot_data("p", [record]).points[0].block == "pwa+sa"

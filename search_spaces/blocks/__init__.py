@@ -10,9 +10,9 @@ from search_spaces.blocks.compose import Composition, composable_blocks
 from search_spaces.blocks.danet import ChannelAffinityAttention, PositionAttention
 from search_spaces.blocks.fsam import FeatureSpaceAttention
 from search_spaces.blocks.isam import ImageSpaceAttention
-from search_spaces.blocks.joint import ARRANGEMENTS, SHORTCUTS
 from search_spaces.blocks.mff import MultiScaleFusion
 from search_spaces.blocks.none import NoAttention
+from search_spaces.blocks.presets import ARRANGEMENTS, SHORTCUTS
 from search_spaces.blocks.pwa import PointwiseAttention, PointwiseMap
 from search_spaces.blocks.sa import SIMILARITIES, SelfAttention, SelfAttentionResponse
 from search_spaces.blocks.se import SqueezeExcitation
