@@ -56,3 +56,19 @@ def test_params_and_cost_record() -> None:
     assert cost.params == count_params(model) == sum(p.numel() for p in model.parameters())
     assert cost.gflops == pytest.approx(cost.flops / 1e9)
     assert model.training  # counting does not leave the model in eval mode
+
+
+def test_latency_is_measured_per_forward_pass() -> None:
+    import time
+
+    from trainers import measure_latency
+
+    class Slow(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            time.sleep(0.02)
+            return x
+
+    model = Slow()
+    model.train()
+    assert 0.02 <= measure_latency(model, (1, 8, 8), repeats=3) < 0.2
+    assert model.training  # the mode is restored

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from search_spaces import ArchSpec, AttentionSpec, build_model
-from trainers import SyntheticConfig, TrainConfig, evaluate, make_synthetic, train
+from trainers import (
+    METRIC_NAMES,
+    DataError,
+    SyntheticConfig,
+    TrainConfig,
+    evaluate,
+    make_optimizer,
+    make_schedule,
+    make_synthetic,
+    train,
+)
 
 
 def test_training_learns_and_reports_every_epoch() -> None:
@@ -26,6 +37,62 @@ def test_training_learns_and_reports_every_epoch() -> None:
     fresh.load_state_dict(result.best_state)
     again = evaluate(fresh, data.val_images, data.val_labels, num_classes=2)
     assert abs(again - result.best_dice) < 1e-6
+    # Every metric is measured on the best weights; its Dice is the same number by another path.
+    assert result.metrics is not None and set(result.metrics.mean) == set(METRIC_NAMES)
+    assert result.metrics.mean["dice"] == pytest.approx(result.best_dice, abs=1e-6)
+    assert 0.5 < result.metrics.mean["auc"] <= 1.0 and result.metrics.mean["hd95"] > 0
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "schedule", "loss", "head"),
+    [
+        ("sgd", "poly", "bce_l2", 1),
+        ("adam", "step", "tversky_ce", 2),
+        ("adamw", "cosine", "focal", 2),
+        ("adamw", "cosine", "dice", 1),
+    ],
+)
+def test_every_optimizer_schedule_and_loss_trains(optimizer: str, schedule: str, loss: str, head: int) -> None:
+    torch.set_num_threads(1)
+    data = make_synthetic(SyntheticConfig(n_train=8, n_val=4, size=32, seed=2))
+    model = build_model(ArchSpec(channels=(8, 16), out_channels=head))
+    config = TrainConfig(epochs=2, batch_size=4, optimizer=optimizer, schedule=schedule, loss=loss, grad_clip=1.0)
+    result = train(model, data, config)
+    assert len(result.history) == 2 and all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
+    assert result.metrics is not None and 0.0 <= result.metrics.mean["dice"] <= 1.0
+
+
+def test_schedules_follow_their_papers() -> None:
+    def lrs(schedule: str, steps: int = 10, **kw: object) -> list[float]:
+        config = TrainConfig(lr=1.0, schedule=schedule, **kw)  # type: ignore[arg-type]
+        optimizer = make_optimizer(torch.nn.Linear(1, 1), config)
+        sched = make_schedule(optimizer, config, steps)
+        out = []
+        for _ in range(steps):
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            sched.step()
+        return out
+
+    assert lrs("poly")[3] == pytest.approx((1 - 3 / 10) ** 0.9)  # AF-Net: lr·(1 - it/max)^0.9
+    assert lrs("step", step_every=4) == [1.0] * 4 + [0.5] * 4 + [0.25] * 2  # MPU-Net: halved every N iterations
+    cosine = lrs("cosine")
+    assert cosine[0] == 1.0 and cosine[5] == pytest.approx(0.5) and cosine[-1] < 0.05
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("loss", "dice_cee", "train.loss: 'dice_cee' is not valid; expected one of dice, dice_ce"),
+        ("optimizer", "lion", "train.optimizer: 'lion' is not valid; expected one of adamw, adam, sgd"),
+        ("schedule", "linear", "train.schedule: 'linear' is not valid; expected one of cosine, poly, step"),
+        ("grad_clip", 0.0, "train.grad_clip: 0.0 is not valid"),
+        ("step_every", 0, "train.step_every: 0 is not valid"),
+    ],
+)
+def test_bad_training_options_name_the_field(field: str, value: object, message: str) -> None:
+    with pytest.raises(DataError, match=message.replace("(", r"\(")):
+        TrainConfig(**{field: value})  # type: ignore[arg-type]
 
 
 def test_training_is_deterministic_for_a_seed() -> None:
@@ -50,3 +117,17 @@ def test_constant_predictor_scores_zero() -> None:
             return out
 
     assert evaluate(Background(), data.val_images, data.val_labels, num_classes=2) == 0.0
+
+
+def test_devices_are_chosen_honestly() -> None:
+    from trainers import resolve_device
+
+    assert resolve_device(TrainConfig(device="cpu")).type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device(TrainConfig()).type == expected  # auto
+    with pytest.raises(DataError, match=r"train\.device: 'tpu' is not valid; expected auto, cpu or cuda"):
+        TrainConfig(device="tpu")
+    if not torch.cuda.is_available():
+        data = make_synthetic(SyntheticConfig(n_train=2, n_val=2, size=32))
+        with pytest.raises(DataError, match="'cuda' was asked for but no CUDA device is available"):
+            train(build_model(ArchSpec(channels=(8, 16))), data, TrainConfig(epochs=1, device="cuda"))

@@ -2,32 +2,71 @@
 
 from __future__ import annotations
 
-from trainers._cost import ModelCost, count_flops, count_params, model_cost
-from trainers._data import DataConfig, SegmentationData, SyntheticConfig, data_config_from_dict, load_data
+from trainers._cost import ModelCost, count_flops, count_params, measure_latency, model_cost
+from trainers._data import Samples, SegmentationData, SyntheticConfig, data_config_from_dict, load_data
 from trainers._errors import DataError
-from trainers._loop import Report, TrainConfig, TrainResult, evaluate, train
+from trainers._files import FILE_KINDS, FilesConfig, load_files, split_cases
+from trainers._loop import (
+    OPTIMIZERS,
+    SCHEDULES,
+    Report,
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    evaluate_metrics,
+    make_optimizer,
+    make_schedule,
+    predict,
+    resolve_device,
+    train,
+)
+from trainers._losses import LOSSES, create_loss
 from trainers._memory import MemoryEstimate, estimate_peak_memory, measure_peak_memory
+from trainers._metrics import METRIC_NAMES, SegmentationMetrics, segmentation_metrics
+from trainers._sources import Case, index_drive, index_folder2d, index_msd, index_nnunet
 from trainers._synthetic import make_synthetic, synthetic_sample
 
 __all__ = [
-    "DataConfig",
+    "FILE_KINDS",
+    "LOSSES",
+    "METRIC_NAMES",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Case",
     "DataError",
+    "FilesConfig",
     "MemoryEstimate",
     "ModelCost",
     "Report",
+    "Samples",
     "SegmentationData",
+    "SegmentationMetrics",
     "SyntheticConfig",
     "TrainConfig",
     "TrainResult",
     "count_flops",
     "count_params",
+    "create_loss",
     "data_config_from_dict",
     "estimate_peak_memory",
     "evaluate",
+    "evaluate_metrics",
+    "index_drive",
+    "index_folder2d",
+    "index_msd",
+    "index_nnunet",
     "load_data",
+    "load_files",
+    "make_optimizer",
+    "make_schedule",
     "make_synthetic",
+    "measure_latency",
     "measure_peak_memory",
     "model_cost",
+    "predict",
+    "resolve_device",
+    "segmentation_metrics",
+    "split_cases",
     "synthetic_sample",
     "train",
 ]

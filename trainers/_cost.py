@@ -83,6 +83,34 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         model.train(was_training)
 
 
+def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, repeats: int = 5) -> float:
+    """Median seconds of one forward pass at batch 1 (eval mode, no gradients) on the model's device,
+    after one warm-up pass."""
+    import statistics
+    import time
+
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.randn((1, *input_shape), device=device)
+    times = []
+    try:
+        with torch.no_grad():
+            for i in range(repeats + 1):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                started = time.perf_counter()
+                model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if i:  # the first pass warms caches and allocators
+                    times.append(time.perf_counter() - started)
+    finally:
+        model.train(was_training)
+    return float(statistics.median(times))
+
+
 def count_params(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

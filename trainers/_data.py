@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -10,29 +10,52 @@ import torch
 
 from trainers._errors import DataError
 
+#: A split's images (or labels, or masks): a stacked tensor (N, C, *spatial) or a list of (C, *spatial).
+Samples = Sequence[torch.Tensor] | torch.Tensor
+
 
 @dataclass(frozen=True)
 class SegmentationData:
-    """Images ``(N, C, *spatial)`` float32 and labels ``(N, 1, *spatial)`` int64, split train/val."""
+    """Labelled images in memory, split train/val (and optionally test).
 
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
+    Each split is a sequence of images ``(C, *spatial)`` float32 and labels ``(1, *spatial)`` int64: a
+    stacked tensor ``(N, C, *spatial)`` when all share one shape, or a list. ``*_masks`` are fields of
+    view (``(1, *spatial)`` bool; metrics ignore what lies outside). With ``patch`` set, training uses
+    ``patches_per_image`` random patches of that shape per image and epoch, and validation slides a
+    window of that shape over whole images. ``split`` names the case ids of each part.
+    """
+
+    train_images: Samples
+    train_labels: Samples
+    val_images: Samples
+    val_labels: Samples
     num_classes: int
+    val_masks: Samples | None = None
+    test_images: Samples = ()
+    test_labels: Samples = ()
+    test_masks: Samples | None = None
+    train_masks: Samples | None = None
+    patch: tuple[int, ...] | None = None
+    patches_per_image: int = 8
+    split: Mapping[str, Sequence[str]] | None = None
+    class_names: tuple[str, ...] = ()
+    fingerprint: str = ""
 
     @property
     def spatial_dims(self) -> int:
-        return self.train_images.ndim - 2
+        return int(self.train_images[0].ndim - 1)
 
     @property
     def in_channels(self) -> int:
-        return int(self.train_images.shape[1])
+        return int(self.train_images[0].shape[0])
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one sample, ``(C, *spatial)``: the size at which costs are counted."""
-        return tuple(int(s) for s in self.train_images.shape[1:])
+        """Shape of one network input, ``(C, *spatial)`` (the patch when patches are used): the size
+        at which costs are counted."""
+        if self.patch is not None:
+            return (self.in_channels, *self.patch)
+        return tuple(int(s) for s in self.train_images[0].shape)
 
 
 @dataclass(frozen=True)
@@ -44,8 +67,11 @@ class SyntheticConfig:
     size: int = 64
     seed: int = 0
     kind: str = "synthetic"
+    n_test: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.n_test, int) or self.n_test < 0:
+            raise DataError(f"data.n_test: {self.n_test!r} is not valid; expected an integer ≥ 0")
         for name in ("n_train", "n_val"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -67,19 +93,23 @@ class SyntheticConfig:
         return cls(**data)
 
 
-DataConfig = SyntheticConfig
+def data_config_from_dict(data: Mapping[str, Any]) -> Any:
+    """Rebuild a data config recorded in a study (or written by a user); ``kind`` selects the source."""
+    from trainers._files import FILE_KINDS, FilesConfig
 
-
-def data_config_from_dict(data: Mapping[str, Any]) -> DataConfig:
-    """Rebuild a data config recorded in a study; ``kind`` selects the source."""
     kind = data.get("kind", "synthetic")
     if kind == "synthetic":
         return SyntheticConfig.from_dict(data)
-    raise DataError(f"data.kind: {kind!r} is not valid; expected 'synthetic'")
+    if kind in FILE_KINDS:
+        return FilesConfig.from_dict(data)
+    raise DataError(f"data.kind: {kind!r} is not valid; expected synthetic or one of {', '.join(FILE_KINDS)}")
 
 
-def load_data(config: DataConfig) -> SegmentationData:
-    """Materialise the data a config describes (deterministic for a given config)."""
+def load_data(config: Any) -> SegmentationData:
+    """Materialise the data a config describes (deterministic for a given config and files)."""
+    from trainers._files import FilesConfig, load_files
     from trainers._synthetic import make_synthetic
 
+    if isinstance(config, FilesConfig):
+        return load_files(config)
     return make_synthetic(config)

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from monai.data import DataLoader, Dataset
-from monai.losses import DiceCELoss
-from monai.metrics import DiceMetric
-from monai.transforms import Compose, RandFlipd, RandRotate90d
+from monai.data import DataLoader, Dataset, set_track_meta
+from monai.inferers import sliding_window_inference
+from monai.transforms import Compose, RandFlipd, RandRotate90d, RandSpatialCropd
 from monai.utils import set_determinism
 from torch import nn
 
-from trainers._data import SegmentationData
+from trainers._data import Samples, SegmentationData
 from trainers._errors import DataError
+from trainers._losses import LOSSES, create_loss
+from trainers._metrics import METRIC_NAMES, SegmentationMetrics, segmentation_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +27,18 @@ logger = logging.getLogger(__name__)
 Report = Callable[[int, Mapping[str, float]], None]
 
 
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("cosine", "poly", "step")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """How one candidate is trained. ``epochs`` is the fidelity every trial of a study shares."""
+    """How one candidate is trained. ``epochs`` is the fidelity every trial of a study shares.
+
+    ``loss`` names one of ``LOSSES``; ``optimizer`` is ``adamw``, ``adam`` or ``sgd`` (momentum 0.9);
+    ``schedule`` is ``cosine`` (to 0 over the run), ``poly`` (AF-Net: ``lr·(1 - it/max)^0.9``) or
+    ``step`` (MPU-Net: halved every ``step_every`` iterations); ``grad_clip`` caps the gradient norm.
+    """
 
     epochs: int = 10
     batch_size: int = 8
@@ -36,14 +46,66 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     eval_batch_size: int = 16
+    loss: str = "dice_ce"
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    step_every: int = 100
+    grad_clip: float | None = None
+    #: Stop after the epoch during which this many seconds of training have passed (None: run all epochs).
+    time_budget_s: float | None = None
+    #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``. On CUDA, ``amp`` trains in float16 with
+    #: loss scaling and 2D networks use the channels-last memory layout.
+    device: str = "auto"
+    amp: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "step_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise DataError(f"train.{name}: {value!r} is not valid; expected a positive integer")
         if not self.lr > 0:
             raise DataError(f"train.lr: {self.lr!r} is not valid; expected a positive number")
+        if not self.weight_decay >= 0:
+            raise DataError(f"train.weight_decay: {self.weight_decay!r} is not valid; expected a number ≥ 0")
+        for name, allowed in (("loss", tuple(LOSSES)), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            if getattr(self, name) not in allowed:
+                raise DataError(
+                    f"train.{name}: {getattr(self, name)!r} is not valid; expected one of {', '.join(allowed)}"
+                )
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise DataError(f"train.device: {self.device!r} is not valid; expected auto, cpu or cuda")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise DataError(f"train.time_budget_s: {self.time_budget_s!r} is not valid; expected a number > 0 or None")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise DataError(f"train.grad_clip: {self.grad_clip!r} is not valid; expected a number > 0 or None")
+
+
+def resolve_device(config: TrainConfig) -> torch.device:
+    """The device a run trains on; asking for CUDA where there is none is an error, not a silent CPU run."""
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise DataError("train.device: 'cuda' was asked for but no CUDA device is available; use auto or cpu")
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(config.device)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, iterations: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-iteration learning-rate schedule over ``iterations`` steps."""
+    if config.schedule == "poly":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: max(0.0, 1 - it / iterations) ** 0.9)
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_every, gamma=0.5)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations)
 
 
 @dataclass
@@ -55,60 +117,172 @@ class TrainResult:
     best_state: dict[str, torch.Tensor]
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    #: Every metric of ``METRIC_NAMES`` on the validation set, with the best weights.
+    metrics: SegmentationMetrics | None = None
+    #: The same on the test set, when the data has one.
+    test_metrics: SegmentationMetrics | None = None
 
 
-def _train_transform() -> Compose:
+def _augment(data: SegmentationData) -> Compose:
+    """Flips on every spatial axis and in-plane 90° rotations (when the plane is square)."""
     keys = ["image", "label"]
-    return Compose(
-        [
-            RandFlipd(keys=keys, prob=0.5, spatial_axis=0),
-            RandFlipd(keys=keys, prob=0.5, spatial_axis=1),
-            RandRotate90d(keys=keys, prob=0.5, spatial_axes=(0, 1)),
-        ]
-    )
+    steps: list[Any] = [RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in range(data.spatial_dims)]
+    shape = data.patch or tuple(data.train_images[0].shape[1:])
+    if shape[0] == shape[1]:  # a rotation of a non-square plane would change the shape
+        steps.append(RandRotate90d(keys=keys, prob=0.5, spatial_axes=(0, 1)))
+    return Compose(steps)
+
+
+def _training_set(data: SegmentationData, seed: int) -> Dataset:
+    """Whole images, or ``patches_per_image`` random patches of each image per epoch (each patch an item
+    of its own, so that ``batch_size`` counts network inputs and batches mix images), augmented."""
+    items = [{"image": img, "label": lbl} for img, lbl in zip(data.train_images, data.train_labels, strict=True)]
+    steps: list[Any] = []
+    if data.patch is not None:
+        items = [item for item in items for _ in range(data.patches_per_image)]
+        steps.append(RandSpatialCropd(keys=["image", "label"], roi_size=data.patch, random_size=False))
+    transform = Compose([*steps, *_augment(data).transforms])
+    transform.set_random_state(seed=seed)
+    return Dataset(items, transform=transform)
+
+
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    if logits.shape[1] == 1:  # a sigmoid head: [1 - p, p]
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, batch_size: int = 16
-) -> float:
-    """Mean foreground Dice of ``model``'s argmax prediction (per image, then averaged)."""
+def predict(
+    model: nn.Module,
+    images: Samples,
+    *,
+    batch_size: int = 16,
+    window: tuple[int, ...] | None = None,
+) -> list[torch.Tensor]:
+    """Class probabilities ``(C, *spatial)`` per image: batched forward passes, or a sliding window
+    of shape ``window`` (overlap 0.25, Gaussian blending) for images larger than the network's input."""
     model.eval()
-    metric = DiceMetric(include_background=False, reduction="mean", num_classes=num_classes)
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size]
-        y = labels[start : start + batch_size]
-        prediction = model(x).argmax(dim=1, keepdim=True)
-        metric(y_pred=prediction, y=y)
-    aggregated = metric.aggregate()
-    value = float(aggregated.item() if isinstance(aggregated, torch.Tensor) else aggregated[0].item())
-    return 0.0 if math.isnan(value) else value
+    device = next(model.parameters(), torch.zeros(())).device
+    out: list[torch.Tensor] = []
+    if window is not None:
+        for image in images:
+            logits = sliding_window_inference(
+                image[None].to(device),
+                roi_size=window,
+                sw_batch_size=batch_size,
+                predictor=model,
+                overlap=0.25,
+                mode="gaussian",
+            )
+            out.append(_probabilities(torch.as_tensor(logits).float())[0].cpu())
+        return out
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        batch = chunk if isinstance(chunk, torch.Tensor) else torch.stack(list(chunk))
+        out.extend(_probabilities(model(batch.to(device)).float()).cpu())
+    return out
+
+
+def _measure(
+    probabilities: Samples,
+    labels: Samples,
+    masks: Samples | None,
+    *,
+    full: bool,
+) -> SegmentationMetrics:
+    shapes = {tuple(p.shape) for p in probabilities}
+    if len(shapes) == 1:
+        return segmentation_metrics(
+            torch.stack(list(probabilities)),
+            torch.stack(list(labels)),
+            mask=None if masks is None else torch.stack(list(masks)),
+            hd95=full,
+        )
+    # Images of different sizes: per image, then the mean of each metric over images.
+    each = [
+        segmentation_metrics(p[None], y[None], mask=None if masks is None else masks[i][None], hd95=full)
+        for i, (p, y) in enumerate(zip(probabilities, labels, strict=True))
+    ]
+    classes = list(each[0].per_class)
+    per_class = {c: {n: _nanmean([e.per_class[c][n] for e in each]) for n in METRIC_NAMES} for c in classes}
+    mean = {n: _nanmean([per_class[c][n] for c in classes]) for n in METRIC_NAMES}
+    return SegmentationMetrics(per_class=per_class, mean=mean, images=len(each))
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def evaluate(
+    model: nn.Module,
+    images: Samples,
+    labels: Samples,
+    *,
+    num_classes: int,
+    batch_size: int = 16,
+    masks: Samples | None = None,
+    window: tuple[int, ...] | None = None,
+) -> float:
+    """Mean foreground Dice of ``model``'s arg-max prediction (per image, then averaged; inside ``masks``)."""
+    probabilities = predict(model, images, batch_size=batch_size, window=window)
+    value = _measure(probabilities, labels, masks, full=False).mean["dice"]
+    return 0.0 if math.isnan(value) else float(value)
+
+
+def evaluate_metrics(
+    model: nn.Module,
+    images: Samples,
+    labels: Samples,
+    *,
+    batch_size: int = 16,
+    masks: Samples | None = None,
+    window: tuple[int, ...] | None = None,
+) -> SegmentationMetrics:
+    """Every metric of ``METRIC_NAMES``, per class and mean, of ``model`` on ``images``."""
+    probabilities = predict(model, images, batch_size=batch_size, window=window)
+    return _measure(probabilities, labels, masks, full=True)
 
 
 def train(model: nn.Module, data: SegmentationData, config: TrainConfig, report: Report | None = None) -> TrainResult:
-    """Train ``model`` with Dice-CE and AdamW; validate each epoch and keep the best weights.
+    """Train ``model``; validate each epoch, keep the best weights and measure them on every metric.
 
     ``report(epoch, metrics)`` receives ``loss``, ``val_dice`` and ``best_dice`` after every epoch
     (epochs count from 1). A non-finite loss raises ``FloatingPointError``.
     """
+    # Plain tensors through MONAI's transforms: its metadata tracking cost ~30% of a patch epoch here.
+    set_track_meta(False)
+    try:
+        return _train(model, data, config, report)
+    finally:
+        set_track_meta(True)
+        set_determinism(seed=None)
+
+
+def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report: Report | None) -> TrainResult:
     set_determinism(seed=config.seed)
     torch.manual_seed(config.seed)
-    items = [{"image": img, "label": lbl} for img, lbl in zip(data.train_images, data.train_labels, strict=True)]
-    transform = _train_transform()
-    transform.set_random_state(seed=config.seed)
     loader = DataLoader(
-        Dataset(items, transform=transform),
+        _training_set(data, config.seed),
         batch_size=config.batch_size,
         shuffle=True,
         num_workers=0,
         generator=torch.Generator().manual_seed(config.seed),
     )
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(loader))
+    device = resolve_device(config)
+    cuda = device.type == "cuda"
+    model.to(device)
+    if cuda and data.spatial_dims == 2:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in the stubs
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
+    loss_fn = create_loss(config.loss, channels=_out_channels(model, data), model=model)
+    optimizer = make_optimizer(model, config)
+    schedule = make_schedule(optimizer, config, config.epochs * len(loader))
 
     best_dice, best_epoch = -1.0, 0
-    best_state = copy.deepcopy(model.state_dict())
+    best_state = _cpu_state(model)
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
@@ -116,11 +290,17 @@ def train(model: nn.Module, data: SegmentationData, config: TrainConfig, report:
         total, count = 0.0, 0
         for batch in loader:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(batch["image"]), batch["label"])
+            images, labels = batch["image"].to(device, non_blocking=True), batch["label"].to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=cuda and config.amp):
+                loss = loss_fn(model(images), labels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch}")
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            if config.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
             total += float(loss.item()) * batch["image"].shape[0]
             count += batch["image"].shape[0]
@@ -130,20 +310,66 @@ def train(model: nn.Module, data: SegmentationData, config: TrainConfig, report:
             data.val_labels,
             num_classes=data.num_classes,
             batch_size=config.eval_batch_size,
+            masks=data.val_masks,
+            window=data.patch,
         )
         if val_dice > best_dice:
             best_dice, best_epoch = val_dice, epoch
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = _cpu_state(model)
         metrics = {"loss": total / max(count, 1), "val_dice": val_dice, "best_dice": best_dice}
         history.append({"epoch": float(epoch), **metrics})
         logger.debug("epoch %d: %s", epoch, metrics)
         if report is not None:
             report(epoch, metrics)
-    set_determinism(seed=None)
+        if config.time_budget_s is not None and time.perf_counter() - started >= config.time_budget_s:
+            logger.info("time budget of %.0f s reached after epoch %d", config.time_budget_s, epoch)
+            break
+    seconds = time.perf_counter() - started
+    final_state = _cpu_state(model)
+    model.load_state_dict(best_state)
+    measured = evaluate_metrics(
+        model,
+        data.val_images,
+        data.val_labels,
+        batch_size=config.eval_batch_size,
+        masks=data.val_masks,
+        window=data.patch,
+    )
+    tested = (
+        evaluate_metrics(
+            model,
+            data.test_images,
+            data.test_labels,
+            batch_size=config.eval_batch_size,
+            masks=data.test_masks,
+            window=data.patch,
+        )
+        if len(data.test_images)
+        else None
+    )
+    model.load_state_dict(final_state)
     return TrainResult(
         best_dice=best_dice,
         best_epoch=best_epoch,
         best_state=best_state,
         history=history,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
+        metrics=measured,
+        test_metrics=tested,
     )
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the weights (what is kept, saved and compared)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _out_channels(model: nn.Module, data: SegmentationData) -> int:
+    """The head's channel count, from one forward pass on a zero input of the training shape."""
+    with torch.no_grad():
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters(), torch.zeros(())).device
+        channels = int(model(torch.zeros(1, *data.input_shape, device=device)).shape[1])
+        model.train(was_training)
+    return channels

@@ -99,17 +99,20 @@ def synthetic_sample(seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_synthetic(config: SyntheticConfig) -> SegmentationData:
-    """Generate the train/val split of ``config``; sample ``i`` depends only on ``(seed, i)``."""
-    total = config.n_train + config.n_val
+    """Generate the train/val(/test) split of ``config``; sample ``i`` depends only on ``(seed, i)``, so
+    adding test images leaves the training and validation images unchanged."""
+    total = config.n_train + config.n_val + config.n_test
     seeds = np.random.SeedSequence(config.seed).generate_state(total)
     samples = [synthetic_sample(int(s), config.size) for s in seeds]
     images = torch.from_numpy(np.stack([img for img, _ in samples]))[:, None]
     labels = torch.from_numpy(np.stack([msk for _, msk in samples]).astype(np.int64))[:, None]
-    n = config.n_train
+    n, m = config.n_train, config.n_train + config.n_val
     return SegmentationData(
         train_images=images[:n],
         train_labels=labels[:n],
-        val_images=images[n:],
-        val_labels=labels[n:],
+        val_images=images[n:m],
+        val_labels=labels[n:m],
+        test_images=images[m:],
+        test_labels=labels[m:],
         num_classes=2,
     )

@@ -1,0 +1,176 @@
+"""Every loss and metric against a value computed by hand on a tiny example; HD95 and AUC also
+against independent brute-force computations on random shapes."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from trainers import DataError, create_loss, segmentation_metrics
+
+LN3 = math.log(3.0)
+CE = (-math.log(0.75) - math.log(0.25)) / 2  # two pixels: truth 1 at p=0.75, truth 0 at p(0)=0.25
+
+
+def two_pixels_softmax() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two pixels, both with p(class 1) = 0.75; the first is class 1, the second class 0."""
+    logits = torch.tensor([[0.0, 0.0], [LN3, LN3]]).reshape(1, 2, 1, 2)
+    labels = torch.tensor([1, 0]).reshape(1, 1, 1, 2)
+    return logits, labels
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # per channel 1 - 2Σpg/(Σp+Σg): class 1: 1 - 1.5/2.5; class 0: 1 - 0.5/1.5; averaged
+        ("dice", (0.4 + 2 / 3) / 2),
+        ("dice_ce", (0.4 + 2 / 3) / 2 + CE),
+        # mean over B·C·N elements of -(1-p_t)^2 log p_t at the true channel
+        ("focal", (0.25**2 * -math.log(0.75) + 0.75**2 * -math.log(0.25)) / 4),
+        # 1 - TP/(TP + 0.3 FP + 0.7 FN) per channel, averaged, + cross-entropy
+        ("tversky_ce", ((1 - 0.75 / 1.15) + (1 - 0.25 / 0.85)) / 2 + CE),
+    ],
+)
+def test_softmax_losses_by_hand(name: str, expected: float) -> None:
+    logits, labels = two_pixels_softmax()
+    value = create_loss(name, channels=2)(logits, labels)
+    assert float(value) == pytest.approx(expected, abs=1e-4)
+
+
+def test_sigmoid_losses_by_hand() -> None:
+    logits = torch.tensor([LN3, LN3]).reshape(1, 1, 1, 2)  # p = 0.75 on both pixels
+    labels = torch.tensor([1, 0]).reshape(1, 1, 1, 2)
+    assert float(create_loss("dice", channels=1)(logits, labels)) == pytest.approx(1 - 1.5 / 2.5, abs=1e-4)
+    assert float(create_loss("dice_ce", channels=1)(logits, labels)) == pytest.approx(0.4 + CE, abs=1e-4)
+    model = nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        model.bias.fill_(5.0)  # biases are not penalised
+    loss = create_loss("bce_l2", channels=1, model=model)
+    assert float(loss(logits, labels).detach()) == pytest.approx(CE + 1e-4 * 4.0, abs=1e-6)
+    value = loss(model(torch.ones(1, 1, 1, 2)), labels)
+    value.backward()  # the penalty reaches the weights
+    assert model.weight.grad is not None
+
+
+def test_losses_train_a_tiny_head_in_both_modes() -> None:
+    torch.manual_seed(0)
+    labels = (torch.rand(2, 1, 8, 8) > 0.5).long()
+    for name in ("dice", "dice_ce", "focal", "tversky_ce", "bce_l2"):
+        for channels in (1, 3):
+            logits = torch.zeros(2, channels, 8, 8, requires_grad=True)
+            value = create_loss(name, channels=channels, model=nn.Conv2d(1, 1, 1))(logits, labels)
+            value.backward()
+            assert torch.isfinite(value) and logits.grad is not None and logits.grad.abs().sum() > 0, (name, channels)
+
+
+def test_unknown_loss_names_the_choices() -> None:
+    with pytest.raises(DataError, match=r"'dice_cee' is not a known loss \(did you mean 'dice_ce'\?\); expected one"):
+        create_loss("dice_cee", channels=2)
+    with pytest.raises(DataError, match="pass the model"):
+        create_loss("bce_l2", channels=1)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def six_pixels() -> tuple[torch.Tensor, torch.Tensor]:
+    """p(class 1) and truth on a 2x3 image: TP at (0,0), FN at (0,1), FP at (0,2), three TN."""
+    p = torch.tensor([[0.9, 0.4, 0.6], [0.2, 0.1, 0.3]])
+    probabilities = torch.stack([1 - p, p]).unsqueeze(0)  # (1, 2, 2, 3)
+    labels = torch.tensor([[1, 1, 0], [0, 0, 0]]).reshape(1, 1, 2, 3)
+    return probabilities, labels
+
+
+def test_confusion_metrics_and_auc_by_hand() -> None:
+    probabilities, labels = six_pixels()
+    m = segmentation_metrics(probabilities, labels, hd95=False).mean
+    tp, fn, fp, tn = 1, 1, 1, 3
+    assert m["dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert m["iou"] == pytest.approx(tp / (tp + fp + fn))
+    assert m["precision"] == pytest.approx(0.5) and m["recall"] == pytest.approx(0.5)
+    assert m["specificity"] == pytest.approx(tn / (tn + fp))
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["mcc"] == pytest.approx((tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+    # positives score 0.9 and 0.4; negatives 0.6, 0.2, 0.1, 0.3: 7 of 8 pairs ordered right
+    assert m["auc"] == pytest.approx(7 / 8)
+
+
+def test_field_of_view_excludes_pixels_from_every_metric() -> None:
+    probabilities, labels = six_pixels()
+    fov = torch.ones_like(labels, dtype=torch.bool)
+    fov[0, 0, 0, 2] = False  # the false positive lies outside
+    m = segmentation_metrics(probabilities, labels, mask=fov, hd95=False).mean
+    assert m["dice"] == pytest.approx(2 / 3) and m["precision"] == pytest.approx(1.0)
+    assert m["specificity"] == pytest.approx(1.0) and m["accuracy"] == pytest.approx(4 / 5)
+    assert m["auc"] == pytest.approx(1.0)  # 0.9 and 0.4 both above 0.2, 0.1, 0.3
+
+
+def test_per_class_and_mean_with_three_classes() -> None:
+    labels = torch.tensor([[1, 1, 2, 2]]).reshape(1, 1, 1, 4)
+    predicted = torch.tensor([1, 2, 2, 2])
+    probabilities = torch.nn.functional.one_hot(predicted, 3).T.float().reshape(1, 3, 1, 4)
+    result = segmentation_metrics(probabilities, labels, hd95=False)
+    assert set(result.per_class) == {"1", "2"}
+    assert result.per_class["1"]["dice"] == pytest.approx(2 / 3)  # TP 1, FN 1
+    assert result.per_class["2"]["dice"] == pytest.approx(4 / 5)  # TP 2, FP 1
+    assert result.mean["dice"] == pytest.approx((2 / 3 + 4 / 5) / 2)
+    assert result.to_dict()["images"] == 1
+
+
+def brute_hd95(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Edges = the set minus its 4-neighbour erosion; distances between edge points by brute force."""
+
+    def edges(mask: np.ndarray) -> np.ndarray:
+        padded = np.pad(mask, 1)
+        eroded = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        return np.argwhere(mask & ~eroded).astype(float)
+
+    a, b = edges(pred), edges(truth)
+    d = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    return float(max(np.percentile(d.min(axis=1), 95), np.percentile(d.min(axis=0), 95)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hd95_and_auc_match_independent_computations(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:24, :24]
+
+    def blob() -> np.ndarray:
+        cy, cx, r = rng.uniform(8, 16), rng.uniform(8, 16), rng.uniform(3, 6)
+        return ((yy - cy) ** 2 + ((xx - cx) * rng.uniform(0.6, 1.4)) ** 2) < r**2
+
+    truth, pred = blob(), blob()
+    probabilities = torch.from_numpy(np.where(pred, 0.8, 0.2) + rng.uniform(-0.15, 0.15, pred.shape)).float()
+    stacked = torch.stack([1 - probabilities, probabilities]).unsqueeze(0)
+    labels = torch.from_numpy(truth.astype(np.int64)).reshape(1, 1, 24, 24)
+    m = segmentation_metrics(stacked, labels).mean
+    assert m["hd95"] == pytest.approx(brute_hd95(pred, truth), abs=1e-4)
+    scores = probabilities.numpy()
+    pos, neg = scores[truth], scores[~truth]
+    pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p, n in itertools.product(pos, neg)]
+    assert m["auc"] == pytest.approx(sum(pairs) / len(pairs), abs=1e-6)
+
+
+def test_hd95_of_a_missed_structure_is_the_diagonal_and_of_an_absent_one_undefined() -> None:
+    labels = torch.zeros(2, 1, 6, 8, dtype=torch.long)
+    labels[0, 0, 2:4, 2:4] = 1  # image 0 has a structure, image 1 none
+    nothing = torch.zeros(2, 2, 6, 8)
+    nothing[:, 0] = 1.0  # predicts background everywhere
+    m = segmentation_metrics(nothing, labels).mean
+    assert m["hd95"] == pytest.approx(math.hypot(6, 8))  # image 1 does not count
+    assert m["dice"] == 0.0
+    assert math.isnan(segmentation_metrics(nothing, torch.zeros_like(labels)).mean["hd95"])
+
+
+def test_bad_shapes_and_labels_are_refused() -> None:
+    probabilities, labels = six_pixels()
+    with pytest.raises(ValueError, match="labels must be"):
+        segmentation_metrics(probabilities, labels[..., :2])
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        segmentation_metrics(probabilities, labels * 3)

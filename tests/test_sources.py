@@ -1,0 +1,212 @@
+"""Datasets on disk: layouts, deterministic splits, preprocessing, and bad input that names the files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import SHARED_DATA
+from trainers import DataError, FilesConfig, data_config_from_dict, index_drive, load_files, split_cases
+
+NNUNET_META = {
+    "channel_names": {"0": "T1", "1": "T2"},
+    "labels": {"background": 0, "tumour": 1},
+    "file_ending": ".nii.gz",
+}
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8)).save(path)
+
+
+def make_folder(
+    root: Path, n: int = 6, size: tuple[int, int] = (40, 48), mask_values: tuple[int, ...] = (0, 255)
+) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        write_png(root / "images" / f"case{i:02d}.png", rng.integers(0, 255, (*size, 3)))
+        mask = np.full(size, mask_values[0])
+        mask[5:20, 10:30] = mask_values[-1]
+        write_png(root / "masks" / f"case{i:02d}.png", mask)
+    return root
+
+
+def test_folder2d_loads_normalised_images_and_binary_masks(tmp_path: Path) -> None:
+    data = load_files(FilesConfig(kind="folder2d", path=str(make_folder(tmp_path)), val_fraction=0.34, seed=1))
+    assert len(data.train_images) == 4 and len(data.val_images) == 2 and len(data.test_images) == 0
+    image, label = data.train_images[0], data.train_labels[0]
+    assert image.shape == (3, 40, 48) and label.shape == (1, 40, 48) and label.dtype == torch.int64
+    assert abs(float(image.mean())) < 1e-4 and abs(float(image.std()) - 1) < 1e-2  # per-image normalisation
+    assert set(label.unique().tolist()) == {0, 1} and data.num_classes == 2
+    assert data.split is not None and sorted(data.split["train"] + data.split["val"]) == [
+        f"case{i:02d}" for i in range(6)
+    ]
+
+
+def test_resize_green_channel_and_patches(tmp_path: Path) -> None:
+    root = make_folder(tmp_path)
+    resized = load_files(FilesConfig(kind="folder2d", path=str(root), size=32, channels="green"))
+    assert resized.train_images[0].shape == (1, 32, 32) and resized.train_labels[0].shape == (1, 32, 32)
+    assert resized.input_shape == (1, 32, 32)
+    patched = load_files(FilesConfig(kind="folder2d", path=str(root), patch=16, channels="gray"))
+    assert patched.patch == (16, 16) and patched.input_shape == (1, 16, 16)
+    assert patched.train_images[0].shape == (1, 40, 48)  # whole images: patches are cut per batch
+
+
+def test_splits_are_deterministic_disjoint_and_fold_over_everything() -> None:
+    ids = [f"c{i}" for i in range(20)]
+    config = FilesConfig(kind="folder2d", path=".", val_fraction=0.25, test_fraction=0.2, seed=3)
+    a, b = split_cases(ids, config), split_cases(list(reversed(ids)), config)
+    assert a == b  # the order files are listed in does not matter
+    assert (len(a["train"]), len(a["val"]), len(a["test"])) == (12, 4, 4)
+    assert not set(a["train"]) & set(a["val"]) and not set(a["val"]) & set(a["test"])
+    assert split_cases(ids, FilesConfig(kind="folder2d", path=".", seed=4)) != split_cases(ids, config)
+    folds = [split_cases(ids, FilesConfig(kind="folder2d", path=".", folds=4, fold=k)) for k in range(4)]
+    assert sorted(c for f in folds for c in f["val"]) == sorted(ids)  # every case validated exactly once
+    assert all(not set(f["train"]) & set(f["val"]) for f in folds)
+
+
+def test_config_round_trip_and_errors_name_the_field() -> None:
+    config = FilesConfig(kind="drive", path="/data/drive", patch=64, channels="green")
+    assert data_config_from_dict(config.to_dict()) == config
+    for data, message in (
+        ({"kind": "folder3d", "path": "."}, "data.kind: 'folder3d' is not valid; expected synthetic or one of"),
+        ({"kind": "folder2d", "path": ".", "size": 100}, "data.size: 100 is not valid; expected a multiple of 16"),
+        ({"kind": "folder2d", "path": ".", "channels": "blue"}, "data.channels: 'blue' is not valid"),
+        ({"kind": "folder2d", "path": ".", "folds": 3, "fold": 3}, "data.folds/fold: 3/3 is not valid"),
+        ({"kind": "folder2d", "path": ".", "colour": 1}, "data.colour: unknown field"),
+        ({"kind": "folder2d"}, "needs 'kind' and 'path'"),
+    ):
+        with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            data_config_from_dict(data)
+
+
+# ---------------------------------------------------------------- bad input: named files, nothing trains
+
+
+def test_an_empty_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(DataError, match=r"images holds no images \(.png"):
+        load_files(FilesConfig(kind="folder2d", path=str(tmp_path)))
+    write_png(tmp_path / "no-masks" / "images" / "a.png", np.zeros((16, 16)))
+    with pytest.raises(DataError, match=r"the mask folder .*no-masks/masks is not a directory"):
+        load_files(FilesConfig(kind="folder2d", path=str(tmp_path / "no-masks")))
+    with pytest.raises(DataError, match=r"data.path: .*nowhere is not a directory"):
+        load_files(FilesConfig(kind="folder2d", path=str(tmp_path / "nowhere")))
+
+
+def test_missing_and_extra_masks_are_listed_with_a_count(tmp_path: Path) -> None:
+    root = make_folder(tmp_path, n=6)
+    for i in range(5):
+        (root / "masks" / f"case{i:02d}.png").unlink()
+    with pytest.raises(DataError, match=r"5 images have no mask in .*: case00.png, case01.png, case02.png and 2 more"):
+        load_files(FilesConfig(kind="folder2d", path=str(root)))
+    other = make_folder(tmp_path / "extra", n=3)
+    write_png(other / "masks" / "orphan.png", np.zeros((40, 48)))
+    with pytest.raises(DataError, match=r"1 masks have no image in .*: orphan.png"):
+        load_files(FilesConfig(kind="folder2d", path=str(other)))
+
+
+def test_a_size_mismatch_names_both_files(tmp_path: Path) -> None:
+    root = make_folder(tmp_path, n=3)
+    write_png(root / "masks" / "case01.png", np.zeros((20, 20)))
+    with pytest.raises(DataError, match=r"case01.png is \(40, 48\) but its mask case01.png is \(20, 20\)"):
+        load_files(FilesConfig(kind="folder2d", path=str(root)))
+
+
+def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
+    root = make_folder(tmp_path, n=3)
+    (root / "images" / "case02.png").write_bytes(b"not a png at all")
+    with pytest.raises(DataError, match=r"cannot read .*case02.png"):
+        load_files(FilesConfig(kind="folder2d", path=str(root)))
+
+
+def test_label_values_outside_the_declared_classes_are_listed(tmp_path: Path) -> None:
+    root = make_folder(tmp_path, n=4, mask_values=(0, 3))
+    with pytest.raises(DataError, match=r"4 masks hold label values outside 0..2 \(classes 3\): case00.png \[0, 3\]"):
+        load_files(FilesConfig(kind="folder2d", path=str(root), classes=3))
+
+
+def test_msd_and_nnunet_layouts_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "msd").mkdir()
+    (tmp_path / "msd" / "dataset.json").write_text(
+        json.dumps(
+            {
+                "labels": {"0": "bg", "1": "a"},
+                "training": [{"image": "./imagesTr/x.nii.gz", "label": "./labelsTr/x.nii.gz"}],
+            }
+        )
+    )
+    with pytest.raises(DataError, match=r"2 files listed in dataset.json are missing: .*x.nii.gz"):
+        load_files(FilesConfig(kind="msd", path=str(tmp_path / "msd")))
+    nn = tmp_path / "nnunet"
+    (nn / "imagesTr").mkdir(parents=True)
+    (nn / "labelsTr").mkdir()
+    (nn / "dataset.json").write_text(
+        json.dumps(
+            {
+                "channel_names": {"0": "T1", "1": "T2"},
+                "labels": {"background": 0, "tumour": 1},
+                "file_ending": ".nii.gz",
+            }
+        )
+    )
+    (nn / "labelsTr" / "case_001.nii.gz").write_bytes(b"")
+    (nn / "imagesTr" / "case_001_0000.nii.gz").write_bytes(b"")
+    with pytest.raises(DataError, match=r"1 channel files are missing in .*: case_001_0001.nii.gz"):
+        load_files(FilesConfig(kind="nnunet", path=str(nn)))
+
+
+def test_nnunet_volumes_with_two_channels_are_stacked_and_padded(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    nn = tmp_path / "nnunet"
+    (nn / "imagesTr").mkdir(parents=True)
+    (nn / "labelsTr").mkdir()
+    (nn / "dataset.json").write_text(
+        json.dumps(
+            {
+                "channel_names": {"0": "T1", "1": "T2"},
+                "labels": {"background": 0, "tumour": 1},
+                "file_ending": ".nii.gz",
+            }
+        )
+    )
+    rng = np.random.default_rng(0)
+    for i, shape in enumerate(((10, 12, 9), (14, 11, 8), (9, 9, 9))):
+        for c in range(2):
+            nib.save(
+                nib.Nifti1Image(rng.random(shape).astype(np.float32), np.eye(4)),
+                nn / "imagesTr" / f"case_{i:03d}_{c:04d}.nii.gz",
+            )
+        label = np.zeros(shape, dtype=np.uint8)
+        label[2:5, 2:5, 2:5] = 1
+        nib.save(nib.Nifti1Image(label, np.eye(4)), nn / "labelsTr" / f"case_{i:03d}.nii.gz")
+    data = load_files(FilesConfig(kind="nnunet", path=str(nn), val_fraction=0.34, pad_multiple=8))
+    assert data.num_classes == 2 and data.class_names == ("background", "tumour")
+    assert data.train_images[0].shape == (2, 16, 16, 16)  # padded to a common multiple of 8
+    assert data.val_masks is not None and int(data.val_masks[0].sum()) < 16**3  # the padding lies outside the FOV
+
+
+# ---------------------------------------------------------------- the shared real datasets
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "drive").is_dir(), reason="../shared/data/drive is not present")
+def test_drive_keeps_its_own_test_set_with_fields_of_view() -> None:
+    splits = index_drive(SHARED_DATA / "drive")
+    assert len(splits["training"]) == 20 and len(splits["test"]) == 20
+    assert all(c.fov is not None for c in splits["test"])
+    data = load_files(FilesConfig(kind="drive", path=str(SHARED_DATA / "drive"), channels="green", patch=64, limit=6))
+    assert len(data.train_images) + len(data.val_images) == 6 and len(data.test_images) == 6
+    assert data.val_masks is not None and data.test_masks is not None
+    fov = data.test_masks[0]
+    assert 0.5 < float(fov.float().mean()) < 0.9  # the round field of view, not the whole frame
+    assert data.input_shape == (1, 64, 64)
