@@ -5,6 +5,7 @@ from __future__ import annotations
 from studies._errors import ExportError, StorageError, StudyError, StudyExistsError, StudyNotFoundError
 from studies._export import ARCH_FILE, CARD_FILE, METRICS_FILE, WEIGHTS_FILE, export_trial
 from studies._pareto import hypervolume_2d, pareto_mask
+from studies._reader import KNOWN_SCHEMA_REVISIONS, StudyReader
 from studies._records import (
     ATTR_BEST_EPOCH,
     ATTR_EPOCHS,
@@ -13,21 +14,27 @@ from studies._records import (
     ATTR_HISTORY,
     ATTR_INFEASIBLE,
     ATTR_LABEL,
+    ATTR_LATENCY,
+    ATTR_MEASURED_MEMORY,
     ATTR_MEMORY,
+    ATTR_METRICS,
     ATTR_PARAMS,
     ATTR_SECONDS,
     ATTR_SPEC,
     ATTR_SPEC_HASH,
+    ATTR_TEST_METRICS,
     ATTR_WEIGHTS,
     TrialRecord,
     complete_records,
     pareto_records,
+    record_from_parts,
     record_from_trial,
     state_counts,
     trial_records,
 )
 from studies._storage import DEFAULT_STORAGE, open_storage, parse_storage_url, redact, sqlite_path
 from studies._study import DIRECTIONS, OBJECTIVES, create_study, load_study, study_names
+from studies._weights import ATTR_PRUNED_WEIGHTS, prune_weights, pruned_weights
 
 __all__ = [
     "ARCH_FILE",
@@ -38,15 +45,21 @@ __all__ = [
     "ATTR_HISTORY",
     "ATTR_INFEASIBLE",
     "ATTR_LABEL",
+    "ATTR_LATENCY",
+    "ATTR_MEASURED_MEMORY",
     "ATTR_MEMORY",
+    "ATTR_METRICS",
     "ATTR_PARAMS",
+    "ATTR_PRUNED_WEIGHTS",
     "ATTR_SECONDS",
     "ATTR_SPEC",
     "ATTR_SPEC_HASH",
+    "ATTR_TEST_METRICS",
     "ATTR_WEIGHTS",
     "CARD_FILE",
     "DEFAULT_STORAGE",
     "DIRECTIONS",
+    "KNOWN_SCHEMA_REVISIONS",
     "METRICS_FILE",
     "OBJECTIVES",
     "WEIGHTS_FILE",
@@ -55,6 +68,7 @@ __all__ = [
     "StudyError",
     "StudyExistsError",
     "StudyNotFoundError",
+    "StudyReader",
     "TrialRecord",
     "complete_records",
     "create_study",
@@ -65,6 +79,9 @@ __all__ = [
     "pareto_mask",
     "pareto_records",
     "parse_storage_url",
+    "prune_weights",
+    "pruned_weights",
+    "record_from_parts",
     "record_from_trial",
     "redact",
     "sqlite_path",

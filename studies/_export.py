@@ -11,6 +11,7 @@ import optuna
 
 from studies._errors import ExportError
 from studies._records import TrialRecord, record_from_trial
+from studies._weights import pruned_weights
 
 ARCH_FILE = "arch.json"
 WEIGHTS_FILE = "model.pt"
@@ -26,6 +27,15 @@ def _find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     numbers = [t.number for t in trials]
     span = f"0..{max(numbers)}" if numbers else "none"
     raise ExportError(f"--trial {number}: study {study.study_name!r} has no such trial (trials: {span})")
+
+
+def _metrics_lines(record: TrialRecord) -> str:
+    """The validation metrics of the best weights as a Markdown list (empty when none were recorded)."""
+    mean = (record.metrics or {}).get("mean")
+    if not mean:
+        return ""
+    parts = ", ".join(f"{name} {value:.4f}" for name, value in mean.items() if isinstance(value, int | float))
+    return f"- all validation metrics (mean over foreground classes; HD95 in voxels): {parts}\n"
 
 
 def _model_card(study: optuna.Study, record: TrialRecord) -> str:
@@ -48,6 +58,7 @@ Exported from study `{study.study_name}`, trial {record.number}, by attention-na
 - Cost: {gflops:.4f} GFLOPs forward at input {shape} (FLOPs = 2 × multiply-adds, batch 1, attention matmuls
   included), {record.params} trainable parameters
 
+{_metrics_lines(record)}
 ## Data and training
 - data: `{data}`
 - training: `{train}`
@@ -77,6 +88,11 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
         raise ExportError(f"--trial {number}: trial is {record.state}; only COMPLETE trials can be exported")
     if record.spec is None:
         raise ExportError(f"--trial {number}: the trial recorded no architecture spec")
+    if number in pruned_weights(study):
+        raise ExportError(
+            f"--trial {number}: its weights were deleted by the search's keep policy (only the Pareto set and "
+            "the best trials keep weights; see --keep-weights); retrain its arch.json with nas train instead"
+        )
     weights = Path(record.weights_path) if record.weights_path else None
     if weights is None or not weights.is_file():
         raise ExportError(f"--trial {number}: trained weights not found (expected {record.weights_path})")
@@ -97,6 +113,7 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
         "best_epoch": record.best_epoch,
         "epochs": record.epochs,
         "history": list(record.history),
+        "validation_metrics": record.metrics,
         "data": study.user_attrs.get("data"),
         "train": study.user_attrs.get("train"),
         "input_shape": study.user_attrs.get("input_shape"),

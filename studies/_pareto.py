@@ -11,8 +11,8 @@ def pareto_mask(values: np.ndarray, maximize: Sequence[bool], *, chunk: int = 20
     """Boolean mask of the non-dominated rows of ``values`` (n points × k objectives).
 
     Row ``i`` is dominated if some row is at least as good in every objective and strictly better
-    in one. Identical points do not dominate each other. Vectorised in chunks: O(n²·k) work but
-    O(chunk·n) memory, fast for tens of thousands of points.
+    in one. Identical points do not dominate each other. Two objectives: sort-based, O(n log n).
+    More: vectorised in chunks, O(n²·k) work but O(chunk·n) memory.
     """
     points = np.asarray(values, dtype=float)
     if points.ndim != 2 or points.shape[1] != len(maximize):
@@ -21,6 +21,8 @@ def pareto_mask(values: np.ndarray, maximize: Sequence[bool], *, chunk: int = 20
         return np.zeros(0, dtype=bool)
     signs = np.where(np.asarray(maximize, dtype=bool), -1.0, 1.0)
     cost = points * signs  # minimise every column
+    if cost.shape[1] == 2:
+        return _pareto_mask_2d(cost)
     dominated = np.zeros(points.shape[0], dtype=bool)
     for start in range(0, points.shape[0], chunk):
         block = cost[start : start + chunk]  # (b, k)
@@ -30,8 +32,26 @@ def pareto_mask(values: np.ndarray, maximize: Sequence[bool], *, chunk: int = 20
     return ~dominated
 
 
+def _pareto_mask_2d(cost: np.ndarray) -> np.ndarray:
+    """Sort-based O(n log n) mask for two minimised objectives (same tie rules as the general case).
+
+    After sorting by the first objective, a point is dominated by a point with a strictly smaller first
+    value whose second is no larger, or by a point with an equal first value and a strictly smaller second.
+    """
+    order = np.lexsort((cost[:, 1], cost[:, 0]))
+    first, second = cost[order, 0], cost[order, 1]
+    starts = np.flatnonzero(np.r_[True, first[1:] != first[:-1]])  # groups of equal first values
+    group = np.cumsum(np.r_[True, first[1:] != first[:-1]]) - 1
+    group_min = np.minimum.reduceat(second, starts)
+    before = np.r_[np.inf, np.minimum.accumulate(group_min)[:-1]]  # best second among smaller firsts
+    dominated_sorted = (before[group] <= second) | (group_min[group] < second)
+    mask = np.empty(len(order), dtype=bool)
+    mask[order] = ~dominated_sorted
+    return mask
+
+
 def hypervolume_2d(values: np.ndarray, maximize: Sequence[bool], reference: Sequence[float]) -> float:
-    """Area dominated by 2-objective ``values`` and bounded by ``reference`` (sort-based, O(n log n))."""
+    """Area dominated by 2-objective ``values`` and bounded by ``reference`` (sort-based and vectorised, O(n log n))."""
     points = np.asarray(values, dtype=float)
     if points.size == 0:
         return 0.0
@@ -42,10 +62,9 @@ def hypervolume_2d(values: np.ndarray, maximize: Sequence[bool], reference: Sequ
     cost = cost[inside]
     if cost.shape[0] == 0:
         return 0.0
-    cost = cost[np.lexsort((cost[:, 1], cost[:, 0]))]
-    area, best_second = 0.0, ref[1]
-    for first, second in cost:
-        if second < best_second:
-            area += (ref[0] - first) * (best_second - second)
-            best_second = second
-    return float(area)
+    cost = cost[np.lexsort((cost[:, 1], cost[:, 0]))]  # by the first objective, ties by the second
+    # The staircase: points whose second objective beats every point before them.
+    before = np.concatenate([[ref[1]], np.minimum.accumulate(cost[:, 1])[:-1]])
+    stair = cost[cost[:, 1] < before]
+    previous = np.concatenate([[ref[1]], stair[:-1, 1]])
+    return float(np.sum((ref[0] - stair[:, 0]) * (previous - stair[:, 1])))

@@ -28,6 +28,10 @@ ATTR_ERROR = "error"
 ATTR_SECONDS = "train_seconds"
 ATTR_MEMORY = "peak_memory_mb"
 ATTR_INFEASIBLE = "infeasible"
+ATTR_TEST_METRICS = "test_metrics"  # the same on the data's test split, when it has one (never used to select)
+ATTR_LATENCY = "latency_ms"  # measured forward latency at batch 1
+ATTR_MEASURED_MEMORY = "measured_memory_mb"  # measured peak memory of one training step
+ATTR_METRICS = "val_metrics"  # {"mean": {name: value}, "per_class": {class: {name: value}}, "images": n}
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,13 @@ class TrialRecord:
     history: tuple[Mapping[str, float], ...] = ()
     error: str | None = None
     duration_s: float | None = None
+    peak_memory_mb: float | None = None
+    train_seconds: float | None = None
+    infeasible: bool = False
+    metrics: Mapping[str, Any] | None = None  # every validation metric of the best weights (ATTR_METRICS)
+    test_metrics: Mapping[str, Any] | None = None
+    latency_ms: float | None = None
+    measured_memory_mb: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -72,12 +83,26 @@ class TrialRecord:
 
 
 def record_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRecord:
-    attrs = trial.user_attrs
     duration = trial.duration.total_seconds() if trial.duration is not None else None
     values = tuple(float(v) for v in trial.values) if trial.values is not None else None
+    return record_from_parts(trial.number, trial.state.name, values, trial.user_attrs, duration)
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def record_from_parts(
+    number: int,
+    state: str,
+    values: tuple[float, ...] | None,
+    attrs: Mapping[str, Any],
+    duration_s: float | None,
+) -> TrialRecord:
+    """The one place user attributes become a record (Optuna's API and the fast SQL reader both use it)."""
     return TrialRecord(
-        number=trial.number,
-        state=trial.state.name,
+        number=number,
+        state=state,
         values=values,
         spec=attrs.get(ATTR_SPEC),
         spec_hash=attrs.get(ATTR_SPEC_HASH),
@@ -89,7 +114,14 @@ def record_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         epochs=attrs.get(ATTR_EPOCHS),
         history=tuple(attrs.get(ATTR_HISTORY, ())),
         error=attrs.get(ATTR_ERROR),
-        duration_s=duration,
+        duration_s=duration_s,
+        peak_memory_mb=_float_or_none(attrs.get(ATTR_MEMORY)),
+        train_seconds=_float_or_none(attrs.get(ATTR_SECONDS)),
+        infeasible=bool(attrs.get(ATTR_INFEASIBLE, False)),
+        metrics=attrs.get(ATTR_METRICS),
+        test_metrics=attrs.get(ATTR_TEST_METRICS),
+        latency_ms=_float_or_none(attrs.get(ATTR_LATENCY)),
+        measured_memory_mb=_float_or_none(attrs.get(ATTR_MEASURED_MEMORY)),
     )
 
 

@@ -40,3 +40,11 @@ def test_hypervolume_of_a_hand_drawn_front() -> None:
     # rectangles: gflops 1..10 × dice 0..0.5 = 4.5, plus gflops 4..10 × dice 0.5..0.8 = 1.8
     assert hypervolume_2d(values, [True, False], [0.0, 10.0]) == pytest.approx(6.3)
     assert hypervolume_2d(np.zeros((0, 2)), [True, False], [0.0, 10.0]) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sort_based_two_objective_mask_equals_the_general_one(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 40, size=(3000, 2)).astype(float)
+    padded = np.column_stack([values, np.zeros(len(values))])  # a constant third objective changes nothing
+    assert np.array_equal(pareto_mask(values, [True, False]), pareto_mask(padded, [True, False, True]))

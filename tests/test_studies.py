@@ -114,3 +114,20 @@ def test_export_refusals_name_the_problem_and_write_nothing(
         export_trial(study, 0, occupied)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert sorted(p.name for p in occupied.iterdir()) == ["keep.txt"]
+
+
+def test_a_keep_policy_deletes_dominated_weights_and_exports_say_why(
+    storage: optuna.storages.RDBStorage, tmp_path: Path
+) -> None:
+    from studies import prune_weights, pruned_weights
+
+    study = make_study(storage, "keep", weights_dir=tmp_path)  # trials 0, 1 on the front; 2, 3 dominated
+    records = {r.number: r for r in trial_records(study)}
+    assert prune_weights(study, keep_top=3) == [3]  # top-3 by Dice: 1, 2, 0; trial 3 is dominated and worst
+    assert pruned_weights(study) == {3}
+    assert not Path(records[3].weights_path or "").exists() and Path(records[2].weights_path or "").exists()
+    assert prune_weights(study, keep_top=0) == [2] and pruned_weights(study) == {2, 3}
+    assert all(Path(records[n].weights_path or "").exists() for n in (0, 1))
+    with pytest.raises(ExportError, match="deleted by the search's keep policy"):
+        export_trial(study, 2, tmp_path / "out")
+    export_trial(study, 1, tmp_path / "out")  # the front stays exportable

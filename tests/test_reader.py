@@ -1,0 +1,89 @@
+"""The fast, incremental study reader gives exactly the records Optuna's API gives."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import optuna
+import pytest
+
+from studies import StorageError, StudyNotFoundError, StudyReader, create_study, open_storage, trial_records
+from tests._studyfactory import make_rich_study, make_study, synthetic_trials
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'reader.db'}"
+
+
+def test_fast_reader_equals_the_optuna_api_on_every_state(url: str) -> None:
+    storage = open_storage(url, create=True)
+    rich = make_rich_study(storage, "rich", 150, seed=1)
+    running = rich.ask()  # a RUNNING trial with an attribute and no values
+    running.set_user_attr("label", "in flight")
+    small = make_study(storage, "small")
+    reader = StudyReader(open_storage(url, create=False))
+    assert reader.fast
+    assert reader.records("rich") == trial_records(rich)
+    assert reader.records("small") == trial_records(small)
+    assert {r.state for r in reader.records("rich")} == {"COMPLETE", "PRUNED", "FAIL", "RUNNING"}
+    assert reader.study_names() == ["rich", "small"]
+
+
+def test_a_refresh_reads_new_and_finished_trials(url: str) -> None:
+    storage = open_storage(url, create=True)
+    study = create_study(storage, "live")
+    reader = StudyReader(open_storage(url, create=False))
+    assert reader.records("live") == []
+    study.add_trials(synthetic_trials(5, seed=2))
+    running = study.ask()
+    assert [r.state for r in reader.records("live")][-1] == "RUNNING"
+    running.set_user_attr("spec_hash", "abc")
+    study.tell(running, [0.7, 0.1])
+    after = reader.records("live")
+    assert after == trial_records(study)
+    assert after[-1].state == "COMPLETE" and after[-1].values == (0.7, 0.1) and after[-1].spec_hash == "abc"
+
+
+def test_a_study_deleted_and_created_again_is_read_afresh(url: str) -> None:
+    storage = open_storage(url, create=True)
+    make_study(storage, "again")
+    reader = StudyReader(open_storage(url, create=False))
+    assert len(reader.records("again")) == 6
+    optuna.delete_study(study_name="again", storage=storage)
+    study = create_study(storage, "again")
+    study.add_trials(synthetic_trials(2, seed=3))
+    assert reader.records("again") == trial_records(study)
+
+
+def test_unknown_study_lists_the_existing_ones(url: str) -> None:
+    storage = open_storage(url, create=True)
+    make_study(storage, "search-a")
+    reader = StudyReader(storage)
+    with pytest.raises(StudyNotFoundError, match=r"did you mean 'search-a'"):
+        reader.records("search-b")
+
+
+def test_other_storages_and_unknown_schemas_fall_back_to_optuna(url: str, tmp_path: Path) -> None:
+    memory = optuna.storages.InMemoryStorage()
+    study = make_study(memory, "mem")
+    reader = StudyReader(memory)
+    assert not reader.fast and reader.records("mem") == trial_records(study)
+
+    storage = open_storage(url, create=True)
+    on_disk = make_study(storage, "disk")
+    with sqlite3.connect(tmp_path / "reader.db") as conn:  # as if a future Optuna had migrated the schema
+        conn.execute("UPDATE alembic_version SET version_num = 'v9.9.9.z'")
+    future = StudyReader(optuna.storages.RDBStorage(url, skip_compatibility_check=True))
+    assert not future.fast and future.records("disk") == trial_records(on_disk)
+
+
+def test_a_database_that_goes_away_is_a_storage_error(url: str, tmp_path: Path) -> None:
+    storage = open_storage(url, create=True)
+    make_study(storage, "gone")
+    reader = StudyReader(open_storage(url, create=False))
+    with sqlite3.connect(tmp_path / "reader.db") as conn:
+        conn.execute("ALTER TABLE trial_user_attributes RENAME TO moved_away")
+    with pytest.raises(StorageError, match="cannot read study 'gone'"):
+        reader.records("gone")
