@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import re
 import uuid
@@ -12,7 +13,7 @@ from typing import Any
 from nas._errors import ConfigError
 from search_spaces import SearchSpace
 from studies import DEFAULT_STORAGE, parse_storage_url
-from trainers import SyntheticConfig, TrainConfig
+from trainers import FilesConfig, SyntheticConfig, TrainConfig
 
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -44,12 +45,14 @@ class SearchConfig:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     seed: int = 0
-    data: SyntheticConfig = field(default_factory=SyntheticConfig)
+    data: SyntheticConfig | FilesConfig = field(default_factory=SyntheticConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     space: SearchSpace = DEMO_SPACE
     out_dir: Path = Path("nas-runs")
     address: str | None = None
     max_memory_mb: float | None = None
+    #: Weights kept: the Pareto set plus this many best trials by Dice (None: every trial's).
+    keep_top: int | None = 3
 
     def __post_init__(self) -> None:
         if not _STUDY_NAME.match(self.study):
@@ -83,19 +86,12 @@ class SearchConfig:
         """What the study records so that every trial, export and report knows its context."""
         return {
             "data": self.data.to_dict(),
-            "train": {
-                "epochs": self.train.epochs,
-                "batch_size": self.train.batch_size,
-                "lr": self.train.lr,
-                "weight_decay": self.train.weight_decay,
-                "seed": self.train.seed,
-                "eval_batch_size": self.train.eval_batch_size,
-                "threads_per_trial": self.threads_per_trial,
-            },
+            "train": {**dataclasses.asdict(self.train), "threads_per_trial": self.threads_per_trial},
             "space": self.space.to_dict(),
             "input_shape": list(input_shape),
             "artifact_dir": str(self.study_dir),
             "max_memory_mb": self.max_memory_mb,
+            "keep_top": self.keep_top,
             "seed": self.seed,
         }
 

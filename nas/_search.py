@@ -103,8 +103,11 @@ def run_search(config: SearchConfig, on_event: OnEvent | None = None) -> SearchO
 
     started = time.perf_counter()
     storage = open_storage(config.storage, create=True)
-    data = load_data(config.data)
-    create_study(storage, config.study, attrs=config.study_attrs(data.input_shape))
+    data = load_data(config.data)  # every check of the files runs here, before the study exists
+    attrs = config.study_attrs(data.input_shape)
+    if data.split is not None:  # every trial of the study sees the same cases
+        attrs["split"] = {part: list(ids) for part, ids in data.split.items()}
+    create_study(storage, config.study, attrs=attrs)
     config.study_dir.mkdir(parents=True, exist_ok=True)
     shown = redact(_parse_url(config.storage))
     if on_event:
@@ -117,6 +120,7 @@ def run_search(config: SearchConfig, on_event: OnEvent | None = None) -> SearchO
         study_name=config.study,
         sampler=_make_sampler(config),
         epochs=config.train.epochs,
+        keep_top=config.keep_top,
     )
     started_ray = _init_ray(config)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -21,14 +22,19 @@ from studies import (
     ATTR_HISTORY,
     ATTR_INFEASIBLE,
     ATTR_LABEL,
+    ATTR_LATENCY,
+    ATTR_MEASURED_MEMORY,
     ATTR_MEMORY,
+    ATTR_METRICS,
     ATTR_PARAMS,
     ATTR_SECONDS,
     ATTR_SPEC,
     ATTR_SPEC_HASH,
+    ATTR_TEST_METRICS,
     ATTR_WEIGHTS,
     DIRECTIONS,
     OBJECTIVES,
+    prune_weights,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,6 +79,7 @@ class StudySearch(OptunaSearch):
         study_name: str,
         sampler: optuna.samplers.BaseSampler,
         epochs: int,
+        keep_top: int | None = None,
     ) -> None:
         super().__init__(
             space=define_by_run,
@@ -83,6 +90,7 @@ class StudySearch(OptunaSearch):
             storage=storage,
         )
         self._epochs = epochs
+        self._keep_top = keep_top  # None: keep every trial's weights
         self._curves: dict[str, list[float]] = {}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -110,6 +118,13 @@ class StudySearch(OptunaSearch):
             ot_trial.set_user_attr(ATTR_WEIGHTS, result.get("weights_path"))
             ot_trial.set_user_attr(ATTR_BEST_EPOCH, result.get("best_epoch"))
             ot_trial.set_user_attr(ATTR_SECONDS, result.get("train_seconds"))
+            if result.get("val_metrics_json"):
+                ot_trial.set_user_attr(ATTR_METRICS, json.loads(result["val_metrics_json"]))
+            if result.get("test_metrics_json") and json.loads(result["test_metrics_json"]):
+                ot_trial.set_user_attr(ATTR_TEST_METRICS, json.loads(result["test_metrics_json"]))
+            for attr, key in ((ATTR_LATENCY, "latency_ms"), (ATTR_MEASURED_MEMORY, "measured_memory_mb")):
+                if key in result:
+                    ot_trial.set_user_attr(attr, float(result[key]))
             curve = list(result.get("val_dice_history", curve))
             losses = list(result.get("loss_history", []))
             history = [
@@ -129,3 +144,7 @@ class StudySearch(OptunaSearch):
         assert self._ot_study is not None  # created in __init__ because the space is given
         self._ot_study.tell(ot_trial, values if state == TrialState.COMPLETE else None, state=state)
         self._completed_trials.add(trial_id)
+        if self._keep_top is not None and state == TrialState.COMPLETE:
+            pruned = prune_weights(self._ot_study, keep_top=self._keep_top)
+            if pruned:
+                logger.info("deleted the weights of dominated trials %s (keep policy)", pruned)

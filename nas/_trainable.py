@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from pathlib import Path
@@ -11,7 +12,15 @@ import torch
 from ray import tune
 
 from search_spaces import ArchSpec, build_model
-from trainers import ModelCost, SegmentationData, TrainConfig, model_cost, train
+from trainers import (
+    ModelCost,
+    SegmentationData,
+    TrainConfig,
+    measure_latency,
+    measure_peak_memory,
+    model_cost,
+    train,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +78,7 @@ def run_trial(
             tune.report({**base, "epoch": epoch, "dice": metrics["best_dice"], **metrics})
 
         result = train(model, data, train_config, report=report)
+        measured = _measured_costs(model, data.input_shape)
         target = weights_path(artifact_dir, number)
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.save(result.best_state, target)
@@ -83,6 +93,10 @@ def run_trial(
                 "val_dice_history": [h["val_dice"] for h in result.history],
                 "loss_history": [h["loss"] for h in result.history],
                 "train_seconds": result.seconds,
+                **measured,
+                # JSON text: Tune flattens nested dicts in results, the searcher wants the structure.
+                "val_metrics_json": json.dumps(result.metrics.to_dict() if result.metrics else None),
+                "test_metrics_json": json.dumps(result.test_metrics.to_dict() if result.test_metrics else None),
             }
         )
     except Exception as exc:
@@ -98,3 +112,15 @@ def run_trial(
                 "error": f"{type(exc).__name__}: {exc}\n{tail}",
             }
         )
+
+
+def _measured_costs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """Measured, not estimated: forward latency at batch 1 and the peak memory of one training step
+    (on CPU by the profiler's allocation events; on CUDA the allocator's peak during training)."""
+    out = {"latency_ms": 1000 * measure_latency(model, input_shape)}
+    param = next(model.parameters(), None)
+    if param is not None and param.device.type == "cuda":
+        out["measured_memory_mb"] = torch.cuda.max_memory_allocated(param.device) / 2**20
+    else:
+        out["measured_memory_mb"] = measure_peak_memory(model, input_shape) / 2**20
+    return out

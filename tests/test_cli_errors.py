@@ -39,6 +39,14 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         (["status", "nope"], "no study database"),
         (["export", "nope"], "the following arguments are required: --trial"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["dashboard"], "no study database"),
+        (["search", "--data", "lesions.json"], "--data: 'lesions.json' is neither 'synthetic' nor a JSON file"),
+        (["search", "--loss", "dicey"], "argument --loss: invalid choice: 'dicey'"),
+        (["search", "--grad-clip", "-1"], "--grad-clip: '-1' is not valid; expected a number > 0"),
+        (["dashboard", "--refresh", "0"], "--refresh: '0' is not valid; expected a number > 0"),
+        (["dashboard", "--port", "http"], "--port: 'http' is not valid"),
+        (["dashboard", "--port", "70000"], "--port: '70000' is not valid; expected a port number 0..65535"),
+        (["report", "x", "-o", "r.html", "--storage", "mysql+nodriver://h/db"], "cannot open it"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(
@@ -63,15 +71,19 @@ def test_unknown_study_and_trial_leave_the_database_untouched(
         (["export", "real", "--trial", "42"], "--trial 42: study 'real' has no such trial"),
         (["export", "real", "--trial", "4"], "trial is PRUNED"),
         (["report", "real", "-o", "no/such/dir/r.html"], "does not exist"),
+        (["dashboard", "--study", "reel"], "study 'reel' not found (did you mean 'real'?)"),
     ):
         code, _, err = run_cli(args, capsys)
         assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
     assert snapshot(in_tmp_cwd) == before
 
 
-def test_unreachable_server_is_one_line(in_tmp_cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["status", "x", "--storage", "postgresql://u:pw@127.0.0.1:1/db"], capsys)
-    assert code == 2 and "cannot open" in err and "pw@" not in err
+@pytest.mark.parametrize("command", [["status", "x"], ["dashboard"], ["report", "x", "-o", "r.html"]])
+def test_unreachable_server_is_one_line(
+    command: list[str], in_tmp_cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli([*command, "--storage", "postgresql://u:pw@127.0.0.1:1/db"], capsys)
+    assert code == 2 and "cannot open" in err and "pw@" not in err and len(err.strip().splitlines()) == 1
     assert list(in_tmp_cwd.iterdir()) == []
 
 
@@ -92,7 +104,7 @@ def test_console_script_entry_point_runs() -> None:
         [sys.executable, "-m", "nas", "--help"], capture_output=True, text=True, check=False, timeout=120
     )
     assert proc.returncode == 0
-    for command in ("search", "status", "export", "report"):
+    for command in ("search", "status", "export", "report", "dashboard"):
         assert command in proc.stdout
 
 

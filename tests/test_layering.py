@@ -15,6 +15,9 @@ ALLOWED = {
     "ray": {"nas"},
     "optuna": {"studies", "nas"},
     "plotly": {"dashboards"},
+    "dash": {"dashboards"},
+    "werkzeug": {"dashboards"},
+    "selenium": set(),  # the browser tests' tool, never the product's
 }
 PACKAGES = ("search_spaces", "trainers", "studies", "dashboards", "nas")
 LOWER = {  # which first-party packages each package may import

@@ -11,7 +11,7 @@ import torch
 from nas.cli import main
 from search_spaces import ArchSpec, build_model
 from studies import load_study, open_storage, pareto_records, trial_records
-from trainers import data_config_from_dict, evaluate, load_data
+from trainers import METRIC_NAMES, data_config_from_dict, evaluate, load_data
 
 STUDY = "e2e"
 
@@ -38,6 +38,8 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "32",
         "--out-dir",
         str(root / "runs"),
+        "--keep-top",
+        "0",  # keep the weights of the Pareto set only
     ]
     assert main(args) == 0
     return root
@@ -56,8 +58,14 @@ def test_three_trials_are_recorded_complete_with_spec_and_cost(searched: Path) -
         assert r.spec is not None and ArchSpec.from_dict(r.spec).spec_hash() == r.spec_hash
         assert r.flops and r.flops > 0 and r.params and r.params > 0
         assert r.gflops == pytest.approx(r.flops / 1e9)
-        assert r.weights_path and Path(r.weights_path).is_file()
+        on_front = r.number in {p.number for p in pareto_records(records)}
+        assert r.weights_path and Path(r.weights_path).is_file() == on_front  # the keep policy ran
+        assert (r.number in study.user_attrs.get("pruned_weights", [])) == (not on_front)
         assert len(r.history) == 1
+        assert r.metrics is not None and set(r.metrics["mean"]) == set(METRIC_NAMES)
+        assert r.metrics["mean"]["dice"] == pytest.approx(r.dice, abs=1e-6)  # the same weights, two paths
+        assert r.latency_ms is not None and r.latency_ms > 0  # measured, next to the estimates
+        assert r.measured_memory_mb is not None and r.measured_memory_mb > 0
     assert study.metric_names == ["dice", "gflops"]
     assert study.user_attrs["data"]["size"] == 32
 
@@ -186,3 +194,22 @@ def test_an_exception_inside_a_trial_is_reported_not_raised(tmp_path: Path) -> N
     assert result.error is None
     assert result.metrics["failed"] is True
     assert "backbone: 'vnet' is not valid" in result.metrics["error"]
+
+
+def test_a_search_on_files_records_the_split_and_every_metric(tmp_path: Path) -> None:
+    """--data with a folder2d dataset: the same Ray + Optuna path, on files; the split is in the study."""
+    from tests.test_sources import make_folder
+
+    make_folder(tmp_path / "lesions", n=8, size=(48, 40))
+    (tmp_path / "data.json").write_text(json.dumps({"kind": "folder2d", "path": "lesions", "size": 32}))
+    storage = f"sqlite:///{tmp_path / 'nas.db'}"
+    args = ["search", "--study", "files", "--storage", storage, "--trials", "2", "--epochs", "1"]
+    assert main([*args, "--data", str(tmp_path / "data.json"), "--out-dir", str(tmp_path / "runs")]) == 0
+    study = load_study(open_storage(storage, create=False), "files")
+    split = study.user_attrs["split"]
+    assert len(split["train"]) + len(split["val"]) == 8 and not set(split["train"]) & set(split["val"])
+    assert study.user_attrs["data"]["path"] == str((tmp_path / "lesions").resolve())
+    assert study.user_attrs["input_shape"] == [3, 32, 32]
+    for record in trial_records(study):
+        assert record.state == "COMPLETE" and record.metrics is not None
+        assert set(record.metrics["mean"]) == set(METRIC_NAMES)

@@ -10,11 +10,11 @@ from nas.cli._common import USER_ERRORS, Parser, UsageError
 
 
 def build_parser() -> Parser:
-    from nas.cli import export, report, search, space, status
+    from nas.cli import dashboard, export, report, retrain, search, space, status, train
 
     parser = Parser(prog="nas", description="Neural-architecture search over attention modules for segmentation.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (search, status, export, report, space):
+    for module in (search, status, export, report, dashboard, train, retrain, space):
         module.add_parser(subparsers)
     return parser
 

@@ -1,13 +1,13 @@
-"""``nas report STUDY -o FILE.html``: the Pareto figure as one offline HTML file."""
+"""``nas report STUDY -o FILE.html``: the dashboard's figures as one offline HTML file."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from dashboards import pareto_plot_data, report_html
+from dashboards import report_html
 from nas.cli._common import add_storage
-from studies import load_study, open_storage, trial_records
+from studies import StudyReader, open_storage, pareto_records, parse_storage_url, redact
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,10 +19,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    study = load_study(open_storage(args.storage, create=False), args.study)
+    reader = StudyReader(open_storage(args.storage, create=False))
+    records = reader.records(args.study)  # an unknown study fails here, before anything is written
     if not args.output.parent.resolve().is_dir():
         raise FileNotFoundError(f"-o {args.output}: directory {args.output.parent.resolve()} does not exist")
-    data = pareto_plot_data(f"Study {study.study_name}", trial_records(study))
-    args.output.write_text(report_html(data))
-    print(f"report: {args.output.resolve()} ({len(data.points)} complete trials, {len(data.front)} on the front)")
+    args.output.write_text(
+        report_html(args.study, records, storage=redact(parse_storage_url(args.storage))), encoding="utf-8"
+    )
+    done = sum(r.state == "COMPLETE" for r in records)
+    print(f"report: {args.output.resolve()} ({done} complete trials, {len(pareto_records(records))} on the front)")
     return 0

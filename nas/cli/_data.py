@@ -1,0 +1,28 @@
+"""``--data``: the built-in synthetic task or a JSON file of data fields (shared by search, train, retrain)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trainers import DataError, FilesConfig, SyntheticConfig, data_config_from_dict
+
+
+def data_config(text: str, synthetic: SyntheticConfig) -> SyntheticConfig | FilesConfig:
+    """``synthetic`` gives ``synthetic``; otherwise ``text`` names a JSON file whose relative ``path``
+    is taken relative to the file."""
+    if text == "synthetic":
+        return synthetic
+    path = Path(text)
+    if not path.is_file():
+        raise DataError(f"--data: {text!r} is neither 'synthetic' nor a JSON file of data fields")
+    try:
+        fields = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"--data: {path} is not valid JSON ({exc})") from None
+    if not isinstance(fields, dict):
+        raise DataError(f"--data: {path} must hold a JSON object of data fields")
+    config = data_config_from_dict(fields)
+    if isinstance(config, FilesConfig) and not Path(config.path).is_absolute():
+        config = FilesConfig.from_dict({**config.to_dict(), "path": str((path.parent / config.path).resolve())})
+    return config

@@ -1,0 +1,61 @@
+"""``nas retrain EXPORT_DIR --epochs N``: the full-budget retraining of an exported architecture, from
+scratch, on the study's data, with a test-set evaluation: the step that follows every search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from nas._fit import fit_architecture
+from nas.cli._data import data_config
+from nas.cli.train import add_training_options, load_spec, print_outcome, train_config
+from studies import ARCH_FILE, METRICS_FILE, ExportError
+from trainers import DataError, SyntheticConfig, data_config_from_dict
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("retrain", help="retrain an exported architecture at full budget, with a test set")
+    p.add_argument("export", type=Path, help="a directory written by nas export")
+    p.add_argument("-o", "--out", type=Path, default=None, help="output directory (default EXPORT/retrained)")
+    add_training_options(p, epochs=50, data_default="study")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    export = args.export
+    if not (export / ARCH_FILE).is_file():
+        raise ExportError(f"{export}: no {ARCH_FILE} here; pass a directory written by nas export")
+    spec = load_spec(export / ARCH_FILE)
+    if args.data == "study":
+        recorded = _recorded_data(export)
+        if recorded.get("kind", "synthetic") == "synthetic":
+            recorded = {**recorded, "n_test": max(int(recorded.get("n_test", 0)), 32)}  # a held-out test set
+        data = data_config_from_dict(recorded)
+    else:
+        data = data_config(args.data, SyntheticConfig(n_test=32, seed=args.seed))
+    out = args.out or export / "retrained"
+    print(f"retraining {spec.short_label()} for {args.epochs} epochs on {data.to_dict().get('kind')} data", flush=True)
+    outcome = fit_architecture(
+        spec,
+        data,
+        train_config(args),
+        out,
+        init=args.init,
+        init_prefix=args.init_prefix,
+        freeze_epochs=args.freeze_epochs,
+        progress=lambda line: print(line, flush=True),
+    )
+    print_outcome(outcome)
+    return 0
+
+
+def _recorded_data(export: Path) -> dict:
+    path = export / METRICS_FILE
+    try:
+        recorded = json.loads(path.read_text()).get("data")
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{path}: cannot read the study's data config ({exc}); pass --data") from None
+    if not isinstance(recorded, dict):
+        raise DataError(f"{path}: records no data config; pass --data")
+    return recorded

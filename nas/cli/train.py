@@ -1,0 +1,94 @@
+"""``nas train SPEC.json``: train one architecture (a baseline, an exported or hand-written spec)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nas._fit import fit_architecture
+from nas.cli._common import env_default, non_negative_int, positive_float, positive_int
+from nas.cli._data import data_config
+from search_spaces import ArchSpec, SpecError
+from trainers import LOSSES, OPTIMIZERS, SCHEDULES, SyntheticConfig, TrainConfig
+
+
+def add_training_options(p: argparse.ArgumentParser, *, epochs: int, data_default: str | None = None) -> None:
+    """The options ``nas train`` and ``nas retrain`` share."""
+    p.add_argument(
+        "--data",
+        default=data_default or env_default("data", "synthetic"),
+        help="synthetic (built in, with a 32-image test set) or a JSON file of data fields (see README)"
+        + ("; default: the data the study searched on" if data_default else ""),
+    )
+    p.add_argument("--epochs", type=positive_int, default=epochs)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--lr", type=positive_float, default=3e-3)
+    p.add_argument("--loss", default="dice_ce", choices=tuple(LOSSES))
+    p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
+    p.add_argument("--schedule", default="cosine", choices=SCHEDULES)
+    p.add_argument("--grad-clip", type=positive_float, default=None)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--init", type=Path, default=None, help="a state dict to start from (matched by name and shape)")
+    p.add_argument("--init-prefix", default="", help="only initialise tensors whose names start with this")
+    p.add_argument(
+        "--freeze-epochs", type=non_negative_int, default=0, help="keep the initialised tensors frozen this long"
+    )
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        loss=args.loss,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        grad_clip=args.grad_clip,
+        seed=args.seed,
+    )
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train one architecture from its spec (arch.json)")
+    p.add_argument("spec", type=Path, help="an ArchSpec JSON file, e.g. an export's arch.json")
+    p.add_argument("-o", "--out", type=Path, default=Path("trained"), help="output directory (default ./trained)")
+    add_training_options(p, epochs=10)
+    p.set_defaults(handler=run)
+
+
+def load_spec(path: Path) -> ArchSpec:
+    if not path.is_file():
+        raise SpecError(f"spec: {path} does not exist")
+    return ArchSpec.from_json(path.read_text())
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    data = data_config(args.data, SyntheticConfig(n_test=32, seed=args.seed))
+    outcome = fit_architecture(
+        spec,
+        data,
+        train_config(args),
+        args.out,
+        init=args.init,
+        init_prefix=args.init_prefix,
+        freeze_epochs=args.freeze_epochs,
+        progress=lambda line: print(line, flush=True),
+    )
+    print_outcome(outcome)
+    return 0
+
+
+def print_outcome(outcome: object) -> None:
+    from nas._fit import FitOutcome
+
+    assert isinstance(outcome, FitOutcome)
+    result = outcome.result
+    print(f"best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch} ({result.seconds:.0f} s)")
+    for name, measured in (("validation", result.metrics), ("test", result.test_metrics)):
+        if measured is not None:
+            parts = ", ".join(f"{k} {v:.4f}" for k, v in measured.mean.items())
+            print(f"{name} ({measured.images} images): {parts}")
+    if result.test_metrics is None:
+        print("test: the data has no test split")
+    print(f"written to {outcome.out_dir.resolve()}: {', '.join(outcome.files)}")
