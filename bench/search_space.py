@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import random
 import statistics
 import time
@@ -20,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import _machine
 import torch
 from torch import nn
 
@@ -141,17 +141,7 @@ def memory_rows(count: int) -> list[dict[str, Any]]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}; {torch.get_num_threads()} torch threads; Python {platform.python_version()}; torch {torch.__version__}"
-    )
+    return _machine.machine(f"{torch.get_num_threads()} torch threads", f"torch {torch.__version__}")
 
 
 def render(

@@ -1,7 +1,75 @@
-"""Pictures of a study: the Pareto scatter and the offline HTML report."""
+"""Pictures of a study: the live Dash dashboard, the offline HTML report, and the figures they share."""
 
 from __future__ import annotations
 
-from dashboards._pareto import ParetoPlotData, ParetoPoint, pareto_figure, pareto_plot_data, report_html
+from dashboards._app import DashboardServer, create_app
+from dashboards._diagram import Diagram, diagram_data, diagram_svg, mechanism_text
+from dashboards._figures import (
+    FRONT_TRACE,
+    STAIRCASE_TRACE,
+    ablation_figure,
+    hypervolume_figure,
+    learning_curve_figure,
+    parallel_figure,
+    pareto_figure,
+)
+from dashboards._report import report_html
+from dashboards._views import (
+    CATEGORIES,
+    OBJECTIVES,
+    AblationFacet,
+    Axis,
+    FrontData,
+    HypervolumeCurve,
+    Objective,
+    Point,
+    StudySummary,
+    TrialDetail,
+    ablation_data,
+    empty_reason,
+    export_command,
+    front_data,
+    hypervolume_curve,
+    parallel_data,
+    reference_point,
+    study_summary,
+    trial_detail,
+    trial_rows,
+)
 
-__all__ = ["ParetoPlotData", "ParetoPoint", "pareto_figure", "pareto_plot_data", "report_html"]
+__all__ = [
+    "CATEGORIES",
+    "FRONT_TRACE",
+    "OBJECTIVES",
+    "STAIRCASE_TRACE",
+    "AblationFacet",
+    "Axis",
+    "DashboardServer",
+    "Diagram",
+    "FrontData",
+    "HypervolumeCurve",
+    "Objective",
+    "Point",
+    "StudySummary",
+    "TrialDetail",
+    "ablation_data",
+    "ablation_figure",
+    "create_app",
+    "diagram_data",
+    "diagram_svg",
+    "empty_reason",
+    "export_command",
+    "front_data",
+    "hypervolume_curve",
+    "hypervolume_figure",
+    "learning_curve_figure",
+    "mechanism_text",
+    "parallel_data",
+    "parallel_figure",
+    "pareto_figure",
+    "reference_point",
+    "report_html",
+    "study_summary",
+    "trial_detail",
+    "trial_rows",
+]

@@ -1,19 +1,35 @@
-"""The benchmark harness runs (its figures are written down, not asserted)."""
+"""The benchmark harnesses run (their figures are written down, not asserted)."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 from tests.conftest import REPO
 
 
-def test_search_space_benchmark_quick_mode_runs(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_search_space", REPO / "bench" / "search_space.py")
+def load_bench(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(REPO / "bench"))  # the scripts import their shared helper
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_search_space_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     output = tmp_path / "results.md"
-    assert module.main(["--quick", "--output", str(output)]) == 0
+    assert load_bench("search_space", monkeypatch).main(["--quick", "--output", str(output)]) == 0
     text = output.read_text()
     assert "Self-attention at a 64x64 skip level" in text and "Worst deviation" in text
+
+
+def test_dashboard_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    output = tmp_path / "results.md"
+    assert load_bench("dashboard", monkeypatch).main(["--quick", "--output", str(output)]) == 0
+    text = output.read_text()
+    assert "Loading a 500-trial study, server side" in text and "× Optuna" in text
+    assert "In headless Chromium" in text and "Two-objective Pareto mask" in text

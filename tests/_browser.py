@@ -1,0 +1,79 @@
+"""A real headless Chromium for the dashboard tests (Debian's chromium + chromium-driver, via Selenium).
+
+Without the browser these tests skip, unless ``NAS_REQUIRE_BROWSER=1`` (set by ``.ci/run``), where a
+missing browser is an error: CI must never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("NAS_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("NAS_CHROMEDRIVER", "/usr/bin/chromedriver")
+ARTEFACTS = Path(os.environ.get("NAS_TEST_ARTEFACTS", Path(__file__).resolve().parents[1] / "test-artefacts"))
+
+
+def browser_available() -> bool:
+    return Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()
+
+
+def require_browser() -> None:
+    if browser_available():
+        return
+    message = f"Chromium or ChromeDriver missing ({CHROMIUM}, {CHROMEDRIVER}); .ci/run installs them"
+    if os.environ.get("NAS_REQUIRE_BROWSER") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def chrome() -> Iterator[object]:
+    """A headless Chromium session with its console log captured; quit afterwards."""
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="nas-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1800",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def console_errors(driver: object) -> list[str]:
+    """SEVERE entries of the page's console log since the last call."""
+    entries = driver.get_log("browser")  # type: ignore[attr-defined]
+    return [e["message"] for e in entries if e.get("level") == "SEVERE"]
+
+
+def screenshot(driver: object, name: str) -> Path:
+    """Save a PNG of the page as a test artefact (in ``test-artefacts/``)."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTEFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))  # type: ignore[attr-defined]
+    return path

@@ -1,0 +1,55 @@
+"""``nas dashboard`` serves the app from the command line; a busy port is a one-line error."""
+
+from __future__ import annotations
+
+import select
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nas.cli import main
+from studies import open_storage
+from tests._studyfactory import make_study
+
+
+def test_nas_dashboard_serves_the_app(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    make_study(open_storage(url, create=True), "served")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas", "dashboard", "--storage", url, "--port", "0", "--study", "served"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 120)  # never hang CI on a stalled server
+        assert ready, "nas dashboard printed nothing within 120 s"
+        line = proc.stdout.readline()
+        failure = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
+        assert line.startswith(f"dashboard of {url}: http://127.0.0.1:"), line + failure
+        address = line.split(": ", 1)[1].split()[0]
+        with urllib.request.urlopen(address, timeout=30) as response:
+            page = response.read().decode()
+        assert response.status == 200 and "attention-nas dashboard" in page
+        with urllib.request.urlopen(address + "_dash-layout", timeout=30) as response:
+            assert b"served" in response.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_busy_port_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    make_study(open_storage(url, create=True), "s")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["dashboard", "--storage", url, "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"port {port} on 127.0.0.1 is in use" in err and len(err.strip().splitlines()) == 1
