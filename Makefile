@@ -19,4 +19,5 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint
+	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
