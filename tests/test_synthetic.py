@@ -52,3 +52,28 @@ def test_no_global_threshold_segments_it() -> None:
 def test_bad_config_names_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(DataError, match=field):
         load_data(SyntheticConfig(**kwargs))
+
+
+def test_volumes_in_3d_are_seeded_normalised_sparse_and_not_a_threshold() -> None:
+    config = SyntheticConfig(n_train=2, n_val=12, seed=2, spatial_dims=3)
+    data = make_synthetic(config)
+    assert config.size == 32 and data.spatial_dims == 3
+    assert data.train_images.shape == (2, 1, 32, 32, 32) and data.val_labels.shape == (12, 1, 32, 32, 32)
+    assert torch.equal(data.val_images, make_synthetic(config).val_images)
+    assert data.val_images.mean(dim=(1, 2, 3, 4)).abs().max() < 1e-4
+    fractions = data.val_labels.float().mean(dim=(1, 2, 3, 4))
+    assert (fractions > 0.003).all() and (fractions < 0.3).all()
+    x, y = data.val_images.flatten(), data.val_labels.flatten().bool()
+    best = 0.0
+    for q in torch.linspace(0.01, 0.99, 99):
+        t = torch.quantile(x[::37], q)
+        for pred in (x > t, x < t):
+            best = max(best, float(2 * (pred & y).sum() / (pred.sum() + y.sum())))
+    assert best < 0.4
+
+
+def test_default_size_follows_the_dimensions_and_bad_dimensions_are_named() -> None:
+    assert SyntheticConfig().size == 64 and SyntheticConfig(spatial_dims=3).size == 32
+    assert SyntheticConfig.from_dict(SyntheticConfig(spatial_dims=3).to_dict()) == SyntheticConfig(spatial_dims=3)
+    with pytest.raises(DataError, match=r"data\.spatial_dims: 4 .* expected 2 or 3"):
+        SyntheticConfig(spatial_dims=4)

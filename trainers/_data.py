@@ -60,16 +60,22 @@ class SegmentationData:
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """The built-in synthetic 2D task: lesion-like blobs and vessel-like curves (see ``synthetic``)."""
+    """The built-in synthetic task: lesion-like blobs and vessel-like curves (see ``synthetic``), as
+    ``size``² images or, with ``spatial_dims=3``, ``size``³ volumes."""
 
     n_train: int = 96
     n_val: int = 32
-    size: int = 64
+    size: int | None = None  # None: 64 for 2D images, 32 for 3D volumes
     seed: int = 0
     kind: str = "synthetic"
     n_test: int = 0
+    spatial_dims: int = 2
 
     def __post_init__(self) -> None:
+        if self.spatial_dims not in (2, 3):
+            raise DataError(f"data.spatial_dims: {self.spatial_dims!r} is not valid; expected 2 or 3")
+        if self.size is None:
+            object.__setattr__(self, "size", 64 if self.spatial_dims == 2 else 32)
         if not isinstance(self.n_test, int) or self.n_test < 0:
             raise DataError(f"data.n_test: {self.n_test!r} is not valid; expected an integer ≥ 0")
         for name in ("n_train", "n_val"):

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from trainers import DataError, FilesConfig, SyntheticConfig, data_config_from_dict
 
+SYNTHETIC = {"synthetic": 2, "synthetic3d": 3}
 
-def data_config(text: str, synthetic: SyntheticConfig) -> SyntheticConfig | FilesConfig:
-    """``synthetic`` gives ``synthetic``; otherwise ``text`` names a JSON file whose relative ``path``
-    is taken relative to the file."""
-    if text == "synthetic":
-        return synthetic
+
+def data_config(text: str, **synthetic: Any) -> SyntheticConfig | FilesConfig:
+    """``synthetic`` (2D images) or ``synthetic3d`` (3D volumes) give the built-in task with the
+    ``synthetic`` fields; otherwise ``text`` names a JSON file whose relative ``path`` is taken
+    relative to the file."""
+    if text in SYNTHETIC:
+        return SyntheticConfig(**synthetic, spatial_dims=SYNTHETIC[text])
     path = Path(text)
     if not path.is_file():
-        raise DataError(f"--data: {text!r} is neither 'synthetic' nor a JSON file of data fields")
+        raise DataError(f"--data: {text!r} is neither 'synthetic', 'synthetic3d' nor a JSON file of data fields")
     try:
         fields = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -11,7 +11,7 @@ from nas._fit import fit_architecture
 from nas.cli._data import data_config
 from nas.cli.train import add_training_options, load_spec, print_outcome, train_config
 from studies import ARCH_FILE, METRICS_FILE, ExportError
-from trainers import DataError, SyntheticConfig, data_config_from_dict
+from trainers import DataError, data_config_from_dict
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
             recorded = {**recorded, "n_test": max(int(recorded.get("n_test", 0)), 32)}  # a held-out test set
         data = data_config_from_dict(recorded)
     else:
-        data = data_config(args.data, SyntheticConfig(n_test=32, seed=args.seed))
+        data = data_config(args.data, n_test=32, seed=args.seed)
     out = args.out or export / "retrained"
     print(f"retraining {spec.short_label()} for {args.epochs} epochs on {data.to_dict().get('kind')} data", flush=True)
     outcome = fit_architecture(

@@ -60,13 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--image-size",
         type=positive_int,
-        default=env_default("image_size", 64, positive_int),
-        help="side of the synthetic images (multiple of 16)",
+        default=env_default("image_size", None, positive_int),
+        help="side of the synthetic images or volumes, a multiple of 16 (default 64 in 2D, 32 in 3D)",
     )
     p.add_argument(
         "--data",
         default=env_default("data", "synthetic"),
-        help="synthetic (built in), or a JSON file of data fields, e.g. "
+        help="synthetic (built in, 2D), synthetic3d (built in, 3D volumes), or a JSON file of data fields, e.g. "
         '{"kind": "drive", "path": "DRIVE", "channels": "green", "patch": 64} (kinds: folder2d, drive, msd, nnunet)',
     )
     p.add_argument("--train-images", type=positive_int, default=env_default("train_images", 96, positive_int))
@@ -119,9 +119,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def load_data_config(args: argparse.Namespace) -> SyntheticConfig | FilesConfig:
-    """``--data synthetic`` (sized by --image-size, --train-images, --val-images) or a JSON file."""
-    synthetic = SyntheticConfig(n_train=args.train_images, n_val=args.val_images, size=args.image_size, seed=args.seed)
-    return data_config(args.data, synthetic)
+    """``--data synthetic``/``synthetic3d`` (sized by --image-size, --train-images, --val-images) or a JSON file."""
+    sizes = {"n_train": args.train_images, "n_val": args.val_images, "size": args.image_size}
+    return data_config(args.data, **sizes, seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from nas._fit import fit_architecture
 from nas.cli._common import env_default, non_negative_int, positive_float, positive_int
 from nas.cli._data import data_config
 from search_spaces import ArchSpec, SpecError
-from trainers import LOSSES, OPTIMIZERS, SCHEDULES, SyntheticConfig, TrainConfig
+from trainers import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 def add_training_options(p: argparse.ArgumentParser, *, epochs: int, data_default: str | None = None) -> None:
@@ -17,7 +17,7 @@ def add_training_options(p: argparse.ArgumentParser, *, epochs: int, data_defaul
     p.add_argument(
         "--data",
         default=data_default or env_default("data", "synthetic"),
-        help="synthetic (built in, with a 32-image test set) or a JSON file of data fields (see README)"
+        help="synthetic or synthetic3d (built in, with a 32-image test set) or a JSON file of data fields (see README)"
         + ("; default: the data the study searched on" if data_default else ""),
     )
     p.add_argument("--epochs", type=positive_int, default=epochs)
@@ -64,7 +64,7 @@ def load_spec(path: Path) -> ArchSpec:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    data = data_config(args.data, SyntheticConfig(n_test=32, seed=args.seed))
+    data = data_config(args.data, n_test=32, seed=args.seed)
     outcome = fit_architecture(
         spec,
         data,
