@@ -11,6 +11,7 @@ import torch
 
 from tests.conftest import SHARED_DATA
 from trainers import DataError, FilesConfig, data_config_from_dict, index_drive, load_files, split_cases
+from trainers._files import clahe
 
 NNUNET_META = {
     "channel_names": {"0": "T1", "1": "T2"},
@@ -210,3 +211,71 @@ def test_drive_keeps_its_own_test_set_with_fields_of_view() -> None:
     fov = data.test_masks[0]
     assert 0.5 < float(fov.float().mean()) < 0.9  # the round field of view, not the whole frame
     assert data.input_shape == (1, 64, 64)
+
+
+def test_clahe_raises_local_contrast_in_a_dark_region(tmp_path: Path) -> None:
+    """A faint texture on a dark half beside a bright half (a fundus periphery beside the optic disc):
+    a global rescaling leaves the texture at its share of the range; CLAHE stretches it locally."""
+    texture = np.random.default_rng(0).normal(0, 1, (64, 64))
+    image = (np.where(np.arange(64)[None, :] < 32, 0.1, 0.9) + 0.01 * texture).astype(np.float32)
+    out = clahe(image[None])[0]
+    assert out.shape == (64, 64) and out.min() >= 0 and out.max() <= 1
+    before = image[8:56, 4:28].std() / (image.max() - image.min())
+    after = out[8:56, 4:28].std() / (out.max() - out.min())
+    assert after > 2 * before
+    root = make_folder(tmp_path)
+    plain = load_files(FilesConfig(kind="folder2d", path=str(root), channels="gray"))
+    equalised = load_files(FilesConfig(kind="folder2d", path=str(root), channels="gray", clahe=True))
+    assert not torch.allclose(plain.train_images[0], equalised.train_images[0])
+    assert abs(float(equalised.train_images[0].std()) - 1) < 1e-2  # still normalised after equalisation
+
+
+def test_clahe_is_refused_for_volumes(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"data\.clahe: CLAHE applies to 2D images"):
+        FilesConfig(kind="msd", path=str(tmp_path), clahe=True)
+
+
+def test_msd_download_goes_through_monai_once_and_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network here: MONAI's DecathlonDataset is replaced by one that unpacks a tiny task the way the
+    real one does (``root_dir/task/dataset.json`` + imagesTr/labelsTr); what is ours is the glue."""
+    import monai.apps
+    import nibabel as nib
+
+    calls: list[dict] = []
+
+    class FakeDecathlon:
+        def __init__(self, **kwargs: object) -> None:
+            calls.append(kwargs)
+            task = Path(str(kwargs["root_dir"])) / str(kwargs["task"])
+            (task / "imagesTr").mkdir(parents=True)
+            (task / "labelsTr").mkdir()
+            training = []
+            for i in range(4):
+                label = np.zeros((16, 16, 16), dtype=np.uint8)
+                label[4:9, 4:9, 4:9] = 1
+                image = np.random.default_rng(i).random((16, 16, 16)).astype(np.float32)
+                nib.save(nib.Nifti1Image(image, np.eye(4)), task / f"imagesTr/c{i}.nii.gz")
+                nib.save(nib.Nifti1Image(label, np.eye(4)), task / f"labelsTr/c{i}.nii.gz")
+                training.append({"image": f"./imagesTr/c{i}.nii.gz", "label": f"./labelsTr/c{i}.nii.gz"})
+            (task / "dataset.json").write_text(json.dumps({"labels": {"0": "bg", "1": "a"}, "training": training}))
+
+    monkeypatch.setattr(monai.apps, "DecathlonDataset", FakeDecathlon)
+    target = tmp_path / "data" / "Task04_Hippocampus"
+    config = FilesConfig(kind="msd", path=str(target), download=True, val_fraction=0.25)
+    data = load_files(config)
+    assert len(data.train_images) == 3 and data.num_classes == 2
+    expected = {"root_dir": target.parent, "task": target.name, "section": "training", "download": True}
+    assert calls == [{**expected, "cache_rate": 0.0}]
+    load_files(config)  # already there: no second download
+    assert len(calls) == 1
+
+    def failing(**kwargs: object) -> None:
+        raise RuntimeError("network is unreachable")
+
+    monkeypatch.setattr(monai.apps, "DecathlonDataset", failing)
+    with pytest.raises(DataError, match=r"data\.download: fetching Task09_Spleen into .* \(RuntimeError: network"):
+        load_files(FilesConfig(kind="msd", path=str(tmp_path / "Task09_Spleen"), download=True))
+    with pytest.raises(DataError, match=r"data\.download: the folder name 'spleen' must be the MSD task"):
+        FilesConfig(kind="msd", path=str(tmp_path / "spleen"), download=True)
+    with pytest.raises(DataError, match=r"data\.download: only kind 'msd'"):
+        FilesConfig(kind="drive", path=str(tmp_path / "Task09_Spleen"), download=True)

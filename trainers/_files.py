@@ -28,6 +28,19 @@ from trainers._sources import Case, index_drive, index_folder2d, index_msd, inde
 logger = logging.getLogger(__name__)
 
 FILE_KINDS = ("folder2d", "drive", "msd", "nnunet")
+#: The Medical Segmentation Decathlon tasks MONAI's ``DecathlonDataset`` can fetch.
+MSD_TASKS = (
+    "Task01_BrainTumour",
+    "Task02_Heart",
+    "Task03_Liver",
+    "Task04_Hippocampus",
+    "Task05_Prostate",
+    "Task06_Lung",
+    "Task07_Pancreas",
+    "Task08_HepaticVessel",
+    "Task09_Spleen",
+    "Task10_Colon",
+)
 CHANNELS = ("auto", "rgb", "gray", "green")
 
 
@@ -40,6 +53,8 @@ class FilesConfig:
     that side and validates whole images by sliding window. ``val_fraction`` and ``test_fraction``
     split the cases by ``seed`` (DRIVE keeps its own test set); ``folds`` > 1 makes fold ``fold`` the
     validation part instead. ``limit`` keeps the first cases only (after shuffling), for quick runs.
+    ``download`` (``msd`` only) fetches the task named by the folder (e.g. ``.../Task04_Hippocampus``)
+    through MONAI's ``DecathlonDataset`` when the folder holds no ``dataset.json`` yet (needs a network).
     """
 
     kind: str
@@ -57,6 +72,7 @@ class FilesConfig:
     limit: int | None = None
     clahe: bool = False
     pad_multiple: int = 16
+    download: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in FILE_KINDS:
@@ -86,6 +102,15 @@ class FilesConfig:
             )
         if not isinstance(self.patches_per_image, int) or self.patches_per_image < 1:
             raise DataError(f"data.patches_per_image: {self.patches_per_image!r} is not valid; expected ≥ 1")
+        if self.download and self.kind != "msd":
+            raise DataError(f"data.download: only kind 'msd' can be downloaded, not {self.kind!r}")
+        if self.download and Path(self.path).name not in MSD_TASKS:
+            raise DataError(
+                f"data.download: the folder name {Path(self.path).name!r} must be the MSD task to fetch, "
+                f"one of {', '.join(MSD_TASKS)}"
+            )
+        if self.clahe and self.kind in ("msd", "nnunet"):
+            raise DataError("data.clahe: CLAHE applies to 2D images (folder2d, drive); set it to false for volumes")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,7 +243,7 @@ def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool) 
             f"data: {case.images[0].name} is {tuple(image.shape[1:])} but its mask {case.label.name} is "
             f"{tuple(label.shape)}" + (f" and its field of view {tuple(fov.shape)}" if fov is not None else "")
         )
-    if config.clahe and not volumetric:
+    if config.clahe:
         image = clahe(image)
     image = normalise(image)
     return _Loaded(
@@ -275,8 +300,25 @@ def _index(config: FilesConfig) -> tuple[list[Case], list[Case] | None, int, lis
     return cases, None, len(labels), names
 
 
+def fetch_msd(path: Path) -> None:
+    """Download and unpack the MSD task ``path.name`` into ``path`` with MONAI's ``DecathlonDataset``."""
+    from monai.apps import DecathlonDataset
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s into %s", path.name, path.parent)
+    try:  # cache_rate 0: fetch and unpack only; decoding is ours
+        DecathlonDataset(root_dir=path.parent, task=path.name, section="training", download=True, cache_rate=0.0)
+    except Exception as exc:  # network errors, checksum mismatches, a full disk
+        failure = f"{type(exc).__name__}: {exc}"
+        raise DataError(f"data.download: fetching {path.name} into {path.parent} failed ({failure})") from exc
+    if not (path / "dataset.json").is_file():
+        raise DataError(f"data.download: {path.name} was fetched but {path / 'dataset.json'} is missing")
+
+
 def load_files(config: FilesConfig) -> SegmentationData:
     """Index, split, decode and preprocess a dataset on disk; every check runs before anything trains."""
+    if config.download and not (Path(config.path) / "dataset.json").is_file():
+        fetch_msd(Path(config.path))
     if not Path(config.path).is_dir():
         raise DataError(f"data.path: {config.path} is not a directory")
     cases, own_test, classes, names = _index(config)
