@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,8 @@ def fit_architecture(
         for line in report.lines():
             progress(line)
     frozen = set(report.loaded) if report is not None and freeze_epochs > 0 else set()
+    if report is not None and "head.bias" in report.loaded:  # a trained head's bias beats the class prior
+        train_config = replace(train_config, head_prior=False)
     cost = model_cost(model, data.input_shape)
 
     def on_epoch(epoch: int, metrics: Mapping[str, float]) -> None:

@@ -9,9 +9,11 @@ from search_spaces import ArchSpec, AttentionSpec, build_model
 from trainers import (
     METRIC_NAMES,
     DataError,
+    SegmentationData,
     SyntheticConfig,
     TrainConfig,
     evaluate,
+    init_head_prior,
     make_optimizer,
     make_schedule,
     make_synthetic,
@@ -131,3 +133,33 @@ def test_devices_are_chosen_honestly() -> None:
         data = make_synthetic(SyntheticConfig(n_train=2, n_val=2, size=32))
         with pytest.raises(DataError, match="'cuda' was asked for but no CUDA device is available"):
             train(build_model(ArchSpec(channels=(8, 16))), data, TrainConfig(epochs=1, device="cuda"))
+
+
+def test_the_head_starts_at_the_class_prior() -> None:
+    labels = [torch.tensor([[0, 0, 0, 0, 0, 0, 1, 2]]), torch.tensor([[0, 0, 0, 0, 0, 0, 0, 1]])]  # 13/16, 2/16, 1/16
+    images = [torch.zeros(1, 8), torch.zeros(1, 8)]
+    data = SegmentationData(images, labels, images, labels, num_classes=3)
+    softmax = build_model(ArchSpec(in_channels=1, out_channels=3, channels=(4, 8)))
+    assert init_head_prior(softmax, data)
+    expected = torch.log(torch.tensor([13 / 16, 2 / 16, 1 / 16]))
+    assert torch.allclose(softmax.head.bias, expected)
+    assert torch.allclose(torch.softmax(softmax.head.bias, 0), torch.tensor([13 / 16, 2 / 16, 1 / 16]))
+    binary = SegmentationData(images, [(lbl > 0).long() for lbl in labels], images, labels, num_classes=2)
+    sigmoid = build_model(ArchSpec(in_channels=1, out_channels=1, channels=(4, 8)))
+    assert init_head_prior(sigmoid, binary)
+    assert torch.allclose(torch.sigmoid(sigmoid.head.bias), torch.tensor([3 / 16]))
+    headless = torch.nn.Conv2d(1, 3, 1)
+    before = headless.bias.detach().clone()
+    assert not init_head_prior(headless, data) and torch.equal(headless.bias, before)
+    mismatched = build_model(ArchSpec(in_channels=1, out_channels=4, channels=(4, 8)))
+    assert not init_head_prior(mismatched, data)
+
+
+def test_an_absent_class_gets_a_floored_prior_not_minus_infinity() -> None:
+    labels = [torch.zeros(1, 4, 4, dtype=torch.long)]
+    images = [torch.zeros(1, 4, 4)]
+    model = build_model(ArchSpec(in_channels=1, out_channels=2, channels=(4, 8)))
+    assert init_head_prior(model, SegmentationData(images, labels, images, labels, num_classes=2))
+    assert torch.isfinite(model.head.bias).all() and float(model.head.bias[1]) == pytest.approx(
+        float(torch.log(torch.tensor(1e-4)))
+    )

@@ -14,17 +14,19 @@ from trainers._loop import (
     TrainResult,
     evaluate,
     evaluate_metrics,
+    init_head_prior,
     make_optimizer,
     make_schedule,
     predict,
     resolve_device,
     train,
+    training_loader,
 )
 from trainers._losses import LOSSES, create_loss
 from trainers._memory import MemoryEstimate, estimate_peak_memory, measure_peak_memory
 from trainers._metrics import METRIC_NAMES, SegmentationMetrics, segmentation_metrics
 from trainers._sources import Case, index_drive, index_folder2d, index_msd, index_nnunet
-from trainers._synthetic import make_synthetic, synthetic_sample
+from trainers._synthetic import make_synthetic, synthetic_sample, synthetic_volume
 
 __all__ = [
     "FILE_KINDS",
@@ -55,6 +57,7 @@ __all__ = [
     "index_folder2d",
     "index_msd",
     "index_nnunet",
+    "init_head_prior",
     "load_data",
     "load_files",
     "make_optimizer",
@@ -68,5 +71,7 @@ __all__ = [
     "segmentation_metrics",
     "split_cases",
     "synthetic_sample",
+    "synthetic_volume",
     "train",
+    "training_loader",
 ]
