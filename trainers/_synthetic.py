@@ -185,7 +185,9 @@ def make_synthetic(config: SyntheticConfig) -> SegmentationData:
     total = config.n_train + config.n_val + config.n_test
     seeds = np.random.SeedSequence(config.seed).generate_state(total)
     sample = synthetic_volume if config.spatial_dims == 3 else synthetic_sample
-    samples = [sample(int(s), config.size) for s in seeds]
+    size = config.size
+    assert size is not None  # resolved from spatial_dims by SyntheticConfig
+    samples = [sample(int(s), size) for s in seeds]
     images = torch.from_numpy(np.stack([img for img, _ in samples]))[:, None]
     labels = torch.from_numpy(np.stack([msk for _, msk in samples]).astype(np.int64))[:, None]
     n, m = config.n_train, config.n_train + config.n_val
