@@ -33,3 +33,12 @@ def test_dashboard_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest
     text = output.read_text()
     assert "Loading a 500-trial study, server side" in text and "× Optuna" in text
     assert "In headless Chromium" in text and "Two-objective Pareto mask" in text
+
+
+def test_training_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    output = tmp_path / "results.md"
+    monkeypatch.setenv("NAS_SHARED_DATA", str(tmp_path / "absent"))  # synthetic data only: fast and always there
+    assert load_bench("training", monkeypatch).main(["--quick", "--output", str(output)]) == 0
+    text = output.read_text()
+    assert "MONAI BasicUNet (reference)" in text and "× BasicUNet" in text
+    assert "Data pipeline against pre-loaded tensors" in text and "synthetic 128×128" in text
