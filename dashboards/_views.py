@@ -322,7 +322,7 @@ def study_summary(name: str, records: Sequence[TrialRecord]) -> StudySummary:
 def empty_reason(name: str, records: Sequence[TrialRecord]) -> str | None:
     """Why a study has nothing to plot, in words (None when it has complete trials)."""
     if not records:
-        return f"Study {name!r} has no trials yet. Start one with: nas search --name {shlex.quote(name)}"
+        return f"Study {name!r} has no trials yet. Start one with: nas search --study {shlex.quote(name)}"
     if complete_records(records):
         return None
     counts = ", ".join(f"{n} {state}" for state, n in state_counts(records).items())

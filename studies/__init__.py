@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from studies._errors import ExportError, StorageError, StudyError, StudyExistsError, StudyNotFoundError
 from studies._export import ARCH_FILE, CARD_FILE, METRICS_FILE, WEIGHTS_FILE, export_trial
+from studies._frame import flatten_spec, records_frame
 from studies._pareto import hypervolume_2d, pareto_mask
 from studies._reader import KNOWN_SCHEMA_REVISIONS, StudyReader
 from studies._records import (
@@ -73,6 +74,7 @@ __all__ = [
     "complete_records",
     "create_study",
     "export_trial",
+    "flatten_spec",
     "hypervolume_2d",
     "load_study",
     "open_storage",
@@ -83,6 +85,7 @@ __all__ = [
     "pruned_weights",
     "record_from_parts",
     "record_from_trial",
+    "records_frame",
     "redact",
     "sqlite_path",
     "state_counts",

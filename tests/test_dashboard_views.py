@@ -186,7 +186,7 @@ def test_study_summary_by_hand(records: list[TrialRecord]) -> None:
 
 
 def test_empty_and_failed_only_studies_say_why() -> None:
-    assert "has no trials yet" in (empty_reason("e", []) or "")
+    assert "has no trials yet. Start one with: nas search --study e" in (empty_reason("e", []) or "")
     failed = [rec(0, None, None, state="FAIL", error="RuntimeError: CUDA out of memory\n  at line 3")]
     reason = empty_reason("f", failed) or ""
     assert "no complete trial yet (1 FAIL)" in reason and "CUDA out of memory" in reason and "line 3" not in reason

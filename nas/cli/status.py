@@ -1,17 +1,31 @@
-"""``nas status STUDY``: trial counts and the Pareto table."""
+"""``nas status STUDY``: trial counts, hypervolume and the Pareto table, or every trial as CSV/JSON."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from dashboards import study_summary
 from nas.cli._common import add_storage
 from nas.cli._tables import counts_line, pareto_table
-from studies import load_study, open_storage, trial_records
+from studies import load_study, open_storage, records_frame, trial_records
+
+FORMATS = ("table", "csv", "json")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("status", help="trial counts and the Pareto table of a study")
+    p = subparsers.add_parser(
+        "status",
+        help="trial counts, hypervolume and the Pareto table of a study (or every trial as CSV/JSON)",
+    )
     p.add_argument("study", help="study name")
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=FORMATS,
+        help="table (default): counts, hypervolume, Pareto set; csv/json: one row per trial, the spec's "
+        "fields flattened into columns (pandas.read_csv / read_json read it back)",
+    )
     add_storage(p)
     p.set_defaults(handler=run)
 
@@ -19,6 +33,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     study = load_study(open_storage(args.storage, create=False), args.study)
     records = trial_records(study)
+    if args.format == "csv":
+        records_frame(records).to_csv(sys.stdout, index=False)
+        return 0
+    if args.format == "json":
+        sys.stdout.write(records_frame(records).to_json(orient="records", indent=1) + "\n")
+        return 0
+    summary = study_summary(study.study_name, records)
     print(f"study {study.study_name}: {counts_line(records)}")
+    if summary.pareto_size:
+        dice_ref, gflops_ref = summary.reference[1], summary.reference[0]
+        print(
+            f"hypervolume {summary.hypervolume:.4f} (Dice x GFLOPs dominated above Dice {dice_ref:g}, "
+            f"below {gflops_ref:.4g} GFLOPs)"
+        )
     print(pareto_table(records))
     return 0
