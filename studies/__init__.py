@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from studies._errors import ExportError, StorageError, StudyError, StudyExistsError, StudyNotFoundError
-from studies._export import ARCH_FILE, CARD_FILE, METRICS_FILE, WEIGHTS_FILE, export_trial
+from studies._export import ARCH_FILE, CARD_FILE, METRICS_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, export_trial
 from studies._frame import flatten_spec, records_frame
 from studies._pareto import hypervolume_2d, pareto_mask
 from studies._reader import KNOWN_SCHEMA_REVISIONS, StudyReader
@@ -33,6 +33,7 @@ from studies._records import (
     state_counts,
     trial_records,
 )
+from studies._select import best_under_budget, knee_record
 from studies._storage import DEFAULT_STORAGE, open_storage, parse_storage_url, redact, sqlite_path
 from studies._study import DIRECTIONS, OBJECTIVES, create_study, load_study, study_names
 from studies._weights import ATTR_PRUNED_WEIGHTS, prune_weights, pruned_weights
@@ -63,6 +64,7 @@ __all__ = [
     "KNOWN_SCHEMA_REVISIONS",
     "METRICS_FILE",
     "OBJECTIVES",
+    "TORCHSCRIPT_FILE",
     "WEIGHTS_FILE",
     "ExportError",
     "StorageError",
@@ -71,11 +73,13 @@ __all__ = [
     "StudyNotFoundError",
     "StudyReader",
     "TrialRecord",
+    "best_under_budget",
     "complete_records",
     "create_study",
     "export_trial",
     "flatten_spec",
     "hypervolume_2d",
+    "knee_record",
     "load_study",
     "open_storage",
     "pareto_mask",

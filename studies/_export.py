@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,33 @@ ARCH_FILE = "arch.json"
 WEIGHTS_FILE = "model.pt"
 CARD_FILE = "MODEL_CARD.md"
 METRICS_FILE = "metrics.json"
+TORCHSCRIPT_FILE = "model.ts"
+
+
+def _torchscript(spec: dict[str, Any], weights: Path, input_shape: Any, target: Path) -> str | None:
+    """Trace the trained network at the study's input shape into ``target``; checks that the traced
+    module gives the eager module's output on a fresh input. Returns why it could not, or None."""
+    import torch
+
+    from search_spaces import ArchSpec, build_model
+
+    if not input_shape:
+        return "the study recorded no input shape to trace at"
+    model = build_model(ArchSpec.from_dict(spec))
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    generator = torch.Generator().manual_seed(0)
+    example, check = (torch.randn((1, *input_shape), generator=generator) for _ in range(2))
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about Python-side shape arithmetic
+            traced = torch.jit.trace(model, example)
+            if not torch.allclose(traced(check), model(check), rtol=1e-4, atol=1e-5):
+                return "the traced module's output differs from the network's"
+    except Exception as exc:  # an op the tracer cannot record
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    torch.jit.save(traced, str(target))
+    return None
 
 
 def _find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
@@ -38,7 +66,16 @@ def _metrics_lines(record: TrialRecord) -> str:
     return f"- all validation metrics (mean over foreground classes; HD95 in voxels): {parts}\n"
 
 
-def _model_card(study: optuna.Study, record: TrialRecord) -> str:
+def _torchscript_lines(shape: Any, traced: str | None) -> str:
+    if traced is not None:
+        return f"No TorchScript module was written ({traced}).\n"
+    return (
+        f"or, without this package, the traced TorchScript module (traced at input {shape}):\n"
+        f'```python\nmodel = torch.jit.load("{TORCHSCRIPT_FILE}")\n```\n'
+    )
+
+
+def _model_card(study: optuna.Study, record: TrialRecord, traced: str | None) -> str:
     attrs = study.user_attrs
     dice, gflops = record.values or (float("nan"), float("nan"))
     data = json.dumps(attrs.get("data", {}), sort_keys=True)
@@ -73,7 +110,9 @@ model = build_model(spec)
 model.load_state_dict(torch.load("{WEIGHTS_FILE}", map_location="cpu"))
 model.eval()
 ```
-To train it at full budget on your data, retrain this architecture rather than reusing search-budget weights.
+{_torchscript_lines(shape, traced)}
+To train it at full budget on your data, retrain this architecture (`nas retrain`) rather than reusing
+search-budget weights.
 """
 
 
@@ -102,6 +141,7 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
     target.mkdir(parents=True, exist_ok=True)
     (target / ARCH_FILE).write_text(json.dumps(record.spec, indent=2, sort_keys=True) + "\n")
     shutil.copyfile(weights, target / WEIGHTS_FILE)
+    traced = _torchscript(dict(record.spec), weights, study.user_attrs.get("input_shape"), target / TORCHSCRIPT_FILE)
     metrics: dict[str, Any] = {
         "study": study.study_name,
         "trial": record.number,
@@ -117,7 +157,8 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
         "data": study.user_attrs.get("data"),
         "train": study.user_attrs.get("train"),
         "input_shape": study.user_attrs.get("input_shape"),
+        "torchscript": TORCHSCRIPT_FILE if traced is None else f"not written: {traced}",
     }
     (target / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    (target / CARD_FILE).write_text(_model_card(study, record))
+    (target / CARD_FILE).write_text(_model_card(study, record, traced))
     return target

@@ -7,23 +7,26 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
-from search_spaces import ArchSpec
+from search_spaces import ArchSpec, build_model
 from studies import (
     ExportError,
     StorageError,
     StudyExistsError,
     StudyNotFoundError,
+    best_under_budget,
     complete_records,
     create_study,
     export_trial,
+    knee_record,
     load_study,
     open_storage,
     pareto_records,
     state_counts,
     trial_records,
 )
-from tests._studyfactory import make_study
+from tests._studyfactory import make_rich_study, make_study
 
 
 @pytest.fixture
@@ -92,11 +95,59 @@ def test_export_writes_spec_weights_card_and_metrics(storage: optuna.storages.RD
     study = make_study(storage, "exp", weights_dir=tmp_path)
     out = export_trial(study, 1, tmp_path / "export")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["MODEL_CARD.md", "arch.json", "metrics.json", "model.pt"]
+    assert names == ["MODEL_CARD.md", "arch.json", "metrics.json", "model.pt", "model.ts"]
     spec = ArchSpec.from_json((out / "arch.json").read_text())
-    assert spec.spec_hash() == json.loads((out / "metrics.json").read_text())["spec_hash"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert spec.spec_hash() == metrics["spec_hash"] and metrics["torchscript"] == "model.ts"
     card = (out / "MODEL_CARD.md").read_text()
-    assert "trial 1" in card and "0.600000" in card and spec.spec_hash() in card
+    assert "trial 1" in card and "0.600000" in card and spec.spec_hash() in card and "torch.jit.load" in card
+    model = build_model(spec)
+    model.load_state_dict(torch.load(out / "model.pt", map_location="cpu"))
+    traced = torch.jit.load(str(out / "model.ts"))
+    x = torch.randn(2, 1, 64, 64)  # another batch size than the trace's: the module is not fixed to batch 1
+    with torch.no_grad():
+        assert torch.allclose(traced(x), model.eval()(x), atol=1e-5)
+
+
+def test_knee_and_budget_selection(storage: optuna.storages.RDBStorage) -> None:
+    records = trial_records(make_rich_study(storage, "sel", 200, seed=1))
+    front = pareto_records(records)
+    assert len(front) >= 3
+    knee = knee_record(records)
+    assert knee in front and knee not in (front[0], front[-1])  # an interior point of a front of 3+
+    cap = front[len(front) // 2].gflops
+    assert cap is not None
+    best = best_under_budget(records, cap)
+    assert best.gflops is not None and best.gflops <= cap
+    assert best.dice == max(r.dice for r in complete_records(records) if r.gflops is not None and r.gflops <= cap)
+    with pytest.raises(ExportError, match=r"--max-gflops 1e-09: no COMPLETE trial .* the cheapest needs"):
+        best_under_budget(records, 1e-9)
+    with pytest.raises(ExportError, match="--knee: the study has no COMPLETE trials"):
+        knee_record([r for r in records if r.state != "COMPLETE"])
+
+
+def test_the_knee_is_where_the_gain_per_log_cost_drops() -> None:
+    from studies import TrialRecord
+
+    points = [(0.50, 0.01), (0.78, 0.02), (0.80, 0.1), (0.81, 1.0)]  # big gain, then little for 50x the cost
+    records = [TrialRecord(number=i, state="COMPLETE", values=v) for i, v in enumerate(points)]
+    assert knee_record(records).number == 1
+    assert knee_record(records[:2]).number == 1  # two points: the higher Dice
+
+
+def test_nas_export_selects_by_knee_and_budget(
+    storage: optuna.storages.RDBStorage, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nas.cli import main
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    make_study(open_storage(url, create=True), "pick", weights_dir=tmp_path)
+    assert main(["export", "pick", "--max-gflops", "0.06", "--storage", url, "-o", str(tmp_path / "a")]) == 0
+    assert "best Dice within 0.06 GFLOPs: trial 0" in capsys.readouterr().out
+    assert main(["export", "pick", "--knee", "--storage", url, "-o", str(tmp_path / "b")]) == 0
+    assert "the knee of the front: trial 1" in capsys.readouterr().out  # two points on the front: higher Dice
+    assert main(["export", "pick", "--knee", "--trial", "1", "--storage", url]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_export_refusals_name_the_problem_and_write_nothing(

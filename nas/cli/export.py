@@ -1,18 +1,28 @@
-"""``nas export STUDY --trial N``: architecture, weights and model card of one trial."""
+"""``nas export STUDY --trial N | --knee | --max-gflops X``: architecture, weights, TorchScript and
+model card of one trial."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from nas.cli._common import add_storage, non_negative_int
-from studies import export_trial, load_study, open_storage
+from nas.cli._common import add_storage, non_negative_int, positive_float
+from studies import best_under_budget, export_trial, knee_record, load_study, open_storage, trial_records
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="export a trial's arch.json, weights and model card")
+    p = subparsers.add_parser("export", help="export a trial's arch.json, weights, TorchScript module and model card")
     p.add_argument("study", help="study name")
-    p.add_argument("--trial", type=non_negative_int, required=True, help="trial number (see nas status)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=non_negative_int, help="trial number (see nas status)")
+    which.add_argument(
+        "--knee",
+        action="store_true",
+        help="the knee of the Dice/GFLOPs Pareto front (farthest from the line between its ends, log GFLOPs)",
+    )
+    which.add_argument(
+        "--max-gflops", type=positive_float, metavar="X", help="the best-Dice COMPLETE trial costing at most X GFLOPs"
+    )
     p.add_argument("-o", "--out", type=Path, default=None, help="output directory (default ./export-STUDY-tN)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     add_storage(p)
@@ -21,9 +31,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     study = load_study(open_storage(args.storage, create=False), args.study)
-    out = args.out or Path(f"export-{args.study}-t{args.trial}")
-    target = export_trial(study, args.trial, out, overwrite=args.overwrite)
-    print(f"exported trial {args.trial} of {args.study} to {target.resolve()}")
+    number = args.trial
+    if number is None:
+        records = trial_records(study)
+        chosen = knee_record(records) if args.knee else best_under_budget(records, args.max_gflops)
+        number = chosen.number
+        how = "the knee of the front" if args.knee else f"the best Dice within {args.max_gflops:g} GFLOPs"
+        print(f"{how}: trial {number}, Dice {chosen.dice:.4f}, {chosen.gflops:.4g} GFLOPs, {chosen.label}")
+    out = args.out or Path(f"export-{args.study}-t{number}")
+    target = export_trial(study, number, out, overwrite=args.overwrite)
+    print(f"exported trial {number} of {args.study} to {target.resolve()}")
     for item in sorted(target.iterdir()):
         print(f"  {item.name}")
     return 0
