@@ -20,4 +20,4 @@ lint: $(STAMP)
 
 test: lint
 	bash scripts/ensure-chromium.sh
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	NAS_TEST_POSTGRES_URL="$${NAS_TEST_POSTGRES_URL:-$$(bash scripts/ensure-postgres.sh)}" $(VENV)/bin/pytest $(PYTEST_ARGS)

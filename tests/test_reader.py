@@ -13,7 +13,12 @@ from tests._studyfactory import make_rich_study, make_study, synthetic_trials
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
+def url(storage_url: str) -> str:
+    return storage_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'reader.db'}"
 
 
@@ -65,7 +70,8 @@ def test_unknown_study_lists_the_existing_ones(url: str) -> None:
         reader.records("search-b")
 
 
-def test_other_storages_and_unknown_schemas_fall_back_to_optuna(url: str, tmp_path: Path) -> None:
+def test_other_storages_and_unknown_schemas_fall_back_to_optuna(sqlite_url: str, tmp_path: Path) -> None:
+    url = sqlite_url
     memory = optuna.storages.InMemoryStorage()
     study = make_study(memory, "mem")
     reader = StudyReader(memory)
@@ -79,7 +85,8 @@ def test_other_storages_and_unknown_schemas_fall_back_to_optuna(url: str, tmp_pa
     assert not future.fast and future.records("disk") == trial_records(on_disk)
 
 
-def test_a_database_that_goes_away_is_a_storage_error(url: str, tmp_path: Path) -> None:
+def test_a_database_that_goes_away_is_a_storage_error(sqlite_url: str, tmp_path: Path) -> None:
+    url = sqlite_url
     storage = open_storage(url, create=True)
     make_study(storage, "gone")
     reader = StudyReader(open_storage(url, create=False))

@@ -30,8 +30,8 @@ from tests._studyfactory import make_rich_study, make_study
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> optuna.storages.RDBStorage:
-    return open_storage(f"sqlite:///{tmp_path / 'studies.db'}", create=True)
+def storage(storage_url: str) -> optuna.storages.RDBStorage:
+    return open_storage(storage_url, create=True)
 
 
 def test_created_study_has_directions_metric_names_and_attrs(storage: optuna.storages.RDBStorage) -> None:
