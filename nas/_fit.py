@@ -132,7 +132,7 @@ def fit_architecture(
             progress(line)
     frozen = set(report.loaded) if report is not None and freeze_epochs > 0 else set()
     if report is not None and "head.bias" in report.loaded:  # a trained head's bias beats the class prior
-        train_config = replace(train_config, head_prior=False)
+        train_config = replace(train_config, head_prior="off")
     cost = model_cost(model, data.input_shape)
 
     def on_epoch(epoch: int, metrics: Mapping[str, float]) -> None:

@@ -71,9 +71,29 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
     else:
         engine_kwargs["pool_pre_ping"] = True
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if parsed.get_backend_name() == "postgresql" and "import" in reason.lower():
+            reason += "; install the driver with: pip install 'attention-nas[postgres]' (psycopg 3)"
         raise StorageError(f"storage {shown}: cannot open it ({reason})") from None
     except RuntimeError as exc:  # optuna: schema from another version
         raise StorageError(f"storage {shown}: {exc}") from None
+    if path is not None:
+        _use_wal(storage, shown)
+    return storage
+
+
+def _use_wal(storage: optuna.storages.RDBStorage, shown: str) -> None:
+    """Switch a SQLite study database to write-ahead logging (it stays so: the mode is stored in the
+    file): readers such as the dashboard then never block the trials' writes, nor they the readers.
+    A file system without shared memory (NFS) refuses it; the database then keeps its rollback
+    journal, which is slower but correct (put a team's studies in PostgreSQL)."""
+    try:
+        with storage.engine.connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode=WAL").scalar()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        logger.warning("storage %s: cannot switch to WAL (%s); keeping the rollback journal", shown, exc)
+        return
+    if str(mode).lower() != "wal":
+        logger.warning("storage %s: SQLite kept journal mode %s instead of WAL", shown, mode)

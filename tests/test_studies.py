@@ -182,3 +182,23 @@ def test_a_keep_policy_deletes_dominated_weights_and_exports_say_why(
     with pytest.raises(ExportError, match="deleted by the search's keep policy"):
         export_trial(study, 2, tmp_path / "out")
     export_trial(study, 1, tmp_path / "out")  # the front stays exportable
+
+
+def test_sqlite_studies_use_write_ahead_logging_so_readers_do_not_block_trials(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tests._studyfactory import synthetic_trials
+
+    path = tmp_path / "wal.db"
+    study = create_study(open_storage(f"sqlite:///{path}", create=True), "w")
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        reader.execute("BEGIN")
+        before = reader.execute("SELECT count(*) FROM trials").fetchone()[0]  # a read transaction stays open
+        study.add_trials(synthetic_trials(3, seed=0))  # with a rollback journal this would wait for the reader
+        assert reader.execute("SELECT count(*) FROM trials").fetchone()[0] == before  # the reader's snapshot
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT count(*) FROM trials").fetchone()[0] == before + 3
+    finally:
+        reader.close()

@@ -163,3 +163,23 @@ def test_an_absent_class_gets_a_floored_prior_not_minus_infinity() -> None:
     assert torch.isfinite(model.head.bias).all() and float(model.head.bias[1]) == pytest.approx(
         float(torch.log(torch.tensor(1e-4)))
     )
+
+
+def test_the_automatic_head_prior_is_for_rare_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    import trainers._loop as loop
+
+    calls: list[int] = []
+    monkeypatch.setattr(loop, "init_head_prior", lambda model, data: calls.append(1) or True)
+    common = make_synthetic(SyntheticConfig(n_train=2, n_val=2, size=32))  # ~12% foreground
+    labels = torch.zeros_like(common.train_labels)
+    labels[:, :, :4, :4] = 1  # 1.6% foreground
+    rare = dataclasses.replace(common, train_labels=labels)
+    spec = ArchSpec(channels=(4, 8))
+    for data, mode, expected in ((common, "auto", 0), (rare, "auto", 1), (common, "on", 1), (rare, "off", 0)):
+        calls.clear()
+        train(build_model(spec), data, TrainConfig(epochs=1, head_prior=mode))
+        assert len(calls) == expected, (mode, expected)
+    with pytest.raises(DataError, match=r"train\.head_prior: 'yes' is not valid; expected one of auto, on, off"):
+        TrainConfig(head_prior="yes")

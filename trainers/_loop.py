@@ -28,6 +28,11 @@ Report = Callable[[int, Mapping[str, float]], None]
 
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
+HEAD_PRIORS = ("auto", "on", "off")
+#: ``head_prior="auto"`` starts at the class prior when some class covers less than this share of the
+#: training labels (MSD hippocampus: 1.1%; DRIVE vessels 8.7%, Kvasir polyps ~15%, the built-in data
+#: 12.5% in 2D and 3.2% in 3D).
+RARE_CLASS = 0.02
 SCHEDULES = ("cosine", "poly", "step")
 
 
@@ -57,8 +62,9 @@ class TrainConfig:
     #: loss scaling and 2D networks use the channels-last memory layout.
     device: str = "auto"
     amp: bool = True
-    #: Start the output layer's bias at the training labels' class prior (see ``init_head_prior``).
-    head_prior: bool = True
+    #: Start the output layer's bias at the training labels' class prior (see ``init_head_prior``):
+    #: ``auto`` does when a class is rarer than ``RARE_CLASS`` of the training voxels; ``on``; ``off``.
+    head_prior: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "step_every"):
@@ -69,11 +75,21 @@ class TrainConfig:
             raise DataError(f"train.lr: {self.lr!r} is not valid; expected a positive number")
         if not self.weight_decay >= 0:
             raise DataError(f"train.weight_decay: {self.weight_decay!r} is not valid; expected a number ≥ 0")
-        for name, allowed in (("loss", tuple(LOSSES)), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        choices = (
+            ("loss", tuple(LOSSES)),
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("head_prior", HEAD_PRIORS),
+        )
+        for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise DataError(
                     f"train.{name}: {getattr(self, name)!r} is not valid; expected one of {', '.join(allowed)}"
                 )
+        if self.head_prior not in HEAD_PRIORS:
+            raise DataError(
+                f"train.head_prior: {self.head_prior!r} is not valid; expected one of {', '.join(HEAD_PRIORS)}"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise DataError(f"train.device: {self.device!r} is not valid; expected auto, cpu or cuda")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
@@ -161,6 +177,14 @@ def _training_set(data: SegmentationData, seed: int) -> Dataset:
     return _PlainTensorDataset(items, transform=transform)
 
 
+def class_frequencies(data: SegmentationData) -> torch.Tensor:
+    """The share of each class among the training labels (float64, sums to 1)."""
+    counts = torch.zeros(data.num_classes, dtype=torch.float64)
+    for label in data.train_labels:
+        counts += torch.bincount(label.flatten(), minlength=data.num_classes)[: data.num_classes].double()
+    return counts / counts.sum()
+
+
 def init_head_prior(model: nn.Module, data: SegmentationData) -> bool:
     """Set the bias of the model's output layer (``model.head``) to the class prior of the training
     labels: log class frequencies for a softmax head, the log-odds of the foreground for a sigmoid one.
@@ -170,14 +194,15 @@ def init_head_prior(model: nn.Module, data: SegmentationData) -> bool:
     trials end before they segment anything, or not at all for some initialisations. Starting at the
     prior (as RetinaNet does for its rare classes) removes that phase. Frequencies are floored at 1e-4.
     Returns False, changing nothing, when the model has no such layer.
+
+    The other side: a head at the prior predicts background everywhere until the features overcome
+    that margin, so with common classes and a tiny budget the arg-max Dice can stay 0 for longer than
+    from a uniform start. ``TrainConfig.head_prior="auto"`` therefore applies it to rare classes only.
     """
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Conv1d | nn.Conv2d | nn.Conv3d) or head.bias is None:
         return False
-    counts = torch.zeros(data.num_classes, dtype=torch.float64)
-    for label in data.train_labels:
-        counts += torch.bincount(label.flatten(), minlength=data.num_classes)[: data.num_classes].double()
-    frequencies = (counts / counts.sum()).clamp_min(1e-4)
+    frequencies = class_frequencies(data).clamp_min(1e-4)
     if head.out_channels == 1 and data.num_classes == 2:
         bias = torch.log(frequencies[1:] / frequencies[0])
     elif head.out_channels == data.num_classes:
@@ -323,7 +348,7 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
     set_determinism(seed=config.seed)
     torch.manual_seed(config.seed)
     loader = training_loader(data, config)
-    if config.head_prior:
+    if config.head_prior == "on" or (config.head_prior == "auto" and class_frequencies(data).min() < RARE_CLASS):
         init_head_prior(model, data)
     device = resolve_device(config)
     cuda = device.type == "cuda"
