@@ -171,7 +171,7 @@ def test_the_automatic_head_prior_is_for_rare_classes(monkeypatch: pytest.Monkey
     import trainers._loop as loop
 
     calls: list[int] = []
-    monkeypatch.setattr(loop, "init_head_prior", lambda model, data: calls.append(1) or True)
+    monkeypatch.setattr(loop, "init_head_prior", lambda model, data, frequencies=None: calls.append(1) or True)
     common = make_synthetic(SyntheticConfig(n_train=2, n_val=2, size=32))  # ~12% foreground
     labels = torch.zeros_like(common.train_labels)
     labels[:, :, :4, :4] = 1  # 1.6% foreground

@@ -25,7 +25,7 @@ from trainers._loop import (
 from trainers._losses import LOSSES, create_loss
 from trainers._memory import MemoryEstimate, estimate_peak_memory, measure_peak_memory
 from trainers._metrics import METRIC_NAMES, SegmentationMetrics, segmentation_metrics
-from trainers._sources import Case, index_drive, index_folder2d, index_msd, index_nnunet
+from trainers._sources import Case, index_drive, index_folder2d, index_msd, index_nnunet, read_json_object
 from trainers._synthetic import make_synthetic, synthetic_sample, synthetic_volume
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "measure_peak_memory",
     "model_cost",
     "predict",
+    "read_json_object",
     "resolve_device",
     "segmentation_metrics",
     "split_cases",

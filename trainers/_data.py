@@ -58,6 +58,14 @@ class SegmentationData:
         return tuple(int(s) for s in self.train_images[0].shape)
 
 
+def refuse_unknown_fields(cls: Any, data: Mapping[str, Any]) -> None:
+    """A data config's fields come from JSON a user wrote: name the first unknown one and the known ones."""
+    known = tuple(f.name for f in fields(cls))
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise DataError(f"data.{unknown[0]}: unknown field; expected fields: {', '.join(known)}")
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """The built-in synthetic task: lesion-like blobs and vessel-like curves (see ``synthetic``), as
@@ -92,10 +100,7 @@ class SyntheticConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SyntheticConfig:
-        known = tuple(f.name for f in fields(cls))
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise DataError(f"data.{unknown[0]}: unknown field; expected fields: {', '.join(known)}")
+        refuse_unknown_fields(cls, data)
         return cls(**data)
 
 

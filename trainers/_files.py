@@ -13,7 +13,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainers._data import SegmentationData
+from trainers._data import SegmentationData, refuse_unknown_fields
 from trainers._errors import DataError
 from trainers._sources import Case, index_drive, index_folder2d, index_msd, index_nnunet, labels_of, listing
 
@@ -117,10 +117,7 @@ class FilesConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FilesConfig:
-        known = tuple(f.name for f in fields(cls))
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise DataError(f"data.{unknown[0]}: unknown field; expected fields: {', '.join(known)}")
+        refuse_unknown_fields(cls, data)
         if "kind" not in data or "path" not in data:
             raise DataError("data: a dataset on disk needs 'kind' and 'path'")
         return cls(**data)

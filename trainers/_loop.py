@@ -185,7 +185,7 @@ def class_frequencies(data: SegmentationData) -> torch.Tensor:
     return counts / counts.sum()
 
 
-def init_head_prior(model: nn.Module, data: SegmentationData) -> bool:
+def init_head_prior(model: nn.Module, data: SegmentationData, frequencies: torch.Tensor | None = None) -> bool:
     """Set the bias of the model's output layer (``model.head``) to the class prior of the training
     labels: log class frequencies for a softmax head, the log-odds of the foreground for a sigmoid one.
 
@@ -202,7 +202,7 @@ def init_head_prior(model: nn.Module, data: SegmentationData) -> bool:
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Conv1d | nn.Conv2d | nn.Conv3d) or head.bias is None:
         return False
-    frequencies = class_frequencies(data).clamp_min(1e-4)
+    frequencies = (class_frequencies(data) if frequencies is None else frequencies).clamp_min(1e-4)
     if head.out_channels == 1 and data.num_classes == 2:
         bias = torch.log(frequencies[1:] / frequencies[0])
     elif head.out_channels == data.num_classes:
@@ -348,8 +348,10 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
     set_determinism(seed=config.seed)
     torch.manual_seed(config.seed)
     loader = training_loader(data, config)
-    if config.head_prior == "on" or (config.head_prior == "auto" and class_frequencies(data).min() < RARE_CLASS):
-        init_head_prior(model, data)
+    if config.head_prior != "off":
+        frequencies = class_frequencies(data)  # one pass over the training labels
+        if config.head_prior == "on" or frequencies.min() < RARE_CLASS:
+            init_head_prior(model, data, frequencies)
     device = resolve_device(config)
     cuda = device.type == "cuda"
     model.to(device)

@@ -113,17 +113,22 @@ def index_drive(root: str | Path) -> dict[str, list[Case]]:
     return out
 
 
+def read_json_object(path: Path, field: str, holding: str = "a JSON object") -> dict[str, Any]:
+    """The JSON object in ``path``; otherwise a ``DataError`` naming ``field``, the file and what is wrong."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{field}: {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{field}: {path} must hold {holding}")
+    return data
+
+
 def _dataset_json(root: Path) -> dict[str, Any]:
     path = root / "dataset.json"
     if not path.is_file():
         raise DataError(f"data.path: {path} not found (an MSD or nnU-Net dataset has a dataset.json)")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"data.path: {path} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"data.path: {path} must hold a JSON object")
-    return data
+    return read_json_object(path, "data.path")
 
 
 def labels_of(root: str | Path) -> dict[int, str]:

@@ -39,54 +39,26 @@ def env_default(option: str, fallback: Any, convert: Callable[[str], Any] = str)
         raise UsageError(f"nas: error: environment variable {name}={raw!r}: {exc}") from None
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a positive integer")
-    return value
+def _number_type(convert: Callable[[str], Any], allowed: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse ``type``: ``convert`` the text, refuse it unless ``allowed``, naming ``expected``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not allowed(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected {expected}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer ≥ 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer ≥ 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a number ≥ 0") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a number ≥ 0")
-    return value
-
-
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a port number 0..65535") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a port number 0..65535")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a number > 0") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a number > 0")
-    return value
+positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _number_type(int, lambda v: v >= 0, "an integer ≥ 0")
+non_negative_float = _number_type(float, lambda v: v >= 0, "a number ≥ 0")
+positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a number > 0")
+port_number = _number_type(int, lambda v: 0 <= v <= 65535, "a port number 0..65535")
 
 
 def add_storage(parser: argparse.ArgumentParser) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from trainers import DataError, FilesConfig, SyntheticConfig, data_config_from_dict
+from trainers import DataError, FilesConfig, SyntheticConfig, data_config_from_dict, read_json_object
 
 SYNTHETIC = {"synthetic": 2, "synthetic3d": 3}
 
@@ -20,13 +19,7 @@ def data_config(text: str, **synthetic: Any) -> SyntheticConfig | FilesConfig:
     path = Path(text)
     if not path.is_file():
         raise DataError(f"--data: {text!r} is neither 'synthetic', 'synthetic3d' nor a JSON file of data fields")
-    try:
-        fields = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"--data: {path} is not valid JSON ({exc})") from None
-    if not isinstance(fields, dict):
-        raise DataError(f"--data: {path} must hold a JSON object of data fields")
-    config = data_config_from_dict(fields)
+    config = data_config_from_dict(read_json_object(path, "--data", "a JSON object of data fields"))
     if isinstance(config, FilesConfig) and not Path(config.path).is_absolute():
         config = FilesConfig.from_dict({**config.to_dict(), "path": str((path.parent / config.path).resolve())})
     return config

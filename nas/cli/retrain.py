@@ -7,9 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from nas._fit import fit_architecture
 from nas.cli._data import data_config
-from nas.cli.train import add_training_options, load_spec, print_outcome, train_config
+from nas.cli.train import add_training_options, fit_and_print, load_spec
 from studies import ARCH_FILE, METRICS_FILE, ExportError
 from trainers import DataError, data_config_from_dict
 
@@ -36,17 +35,7 @@ def run(args: argparse.Namespace) -> int:
         data = data_config(args.data, n_test=32, seed=args.seed)
     out = args.out or export / "retrained"
     print(f"retraining {spec.short_label()} for {args.epochs} epochs on {data.to_dict().get('kind')} data", flush=True)
-    outcome = fit_architecture(
-        spec,
-        data,
-        train_config(args),
-        out,
-        init=args.init,
-        init_prefix=args.init_prefix,
-        freeze_epochs=args.freeze_epochs,
-        progress=lambda line: print(line, flush=True),
-    )
-    print_outcome(outcome)
+    fit_and_print(spec, data, args, out)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from nas._fit import fit_architecture
 from nas.cli._common import env_default, non_negative_int, positive_float, positive_int
@@ -65,18 +66,23 @@ def load_spec(path: Path) -> ArchSpec:
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     data = data_config(args.data, n_test=32, seed=args.seed)
+    fit_and_print(spec, data, args, args.out)
+    return 0
+
+
+def fit_and_print(spec: ArchSpec, data: Any, args: argparse.Namespace, out: Path) -> None:
+    """Train with the shared options of ``nas train``/``nas retrain``, showing progress, then the outcome."""
     outcome = fit_architecture(
         spec,
         data,
         train_config(args),
-        args.out,
+        out,
         init=args.init,
         init_prefix=args.init_prefix,
         freeze_epochs=args.freeze_epochs,
         progress=lambda line: print(line, flush=True),
     )
     print_outcome(outcome)
-    return 0
 
 
 def print_outcome(outcome: object) -> None:
