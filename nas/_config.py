@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas._constraints import Constraints
 from nas._errors import ConfigError
-from search_spaces import SearchSpace
+from search_spaces import SearchSpace, SpecError
 from studies import DEFAULT_STORAGE, parse_storage_url
-from trainers import FilesConfig, SyntheticConfig, TrainConfig
+from trainers import (
+    DataError,
+    FilesConfig,
+    SyntheticConfig,
+    TrainConfig,
+    data_config_from_dict,
+    read_json_object,
+)
+
+#: Samplers a study may use: NSGA-II (default), TPE, random, and an exhaustive grid for ablations.
+SAMPLERS = ("nsga2", "tpe", "random", "grid")
 
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -26,6 +38,43 @@ DEMO_SPACE = SearchSpace(
     depths=(3, 4),
     base_widths=(8, 16),
 )
+
+
+NAMED_SPACES = {"demo": lambda: DEMO_SPACE, "widest": SearchSpace.widest}
+
+
+SYNTHETIC = {"synthetic": 2, "synthetic3d": 3}
+
+
+def data_config(text: str, **synthetic: Any) -> SyntheticConfig | FilesConfig:
+    """``synthetic`` (2D images) or ``synthetic3d`` (3D volumes) give the built-in task with the
+    ``synthetic`` fields; otherwise ``text`` names a JSON file whose relative ``path`` is taken
+    relative to the file."""
+    if text in SYNTHETIC:
+        return SyntheticConfig(**synthetic, spatial_dims=SYNTHETIC[text])
+    path = Path(text)
+    if not path.is_file():
+        raise DataError(f"--data: {text!r} is neither 'synthetic', 'synthetic3d' nor a JSON file of data fields")
+    config = data_config_from_dict(read_json_object(path, "--data", "a JSON object of data fields"))
+    if isinstance(config, FilesConfig) and not Path(config.path).is_absolute():
+        config = FilesConfig.from_dict({**config.to_dict(), "path": str((path.parent / config.path).resolve())})
+    return config
+
+
+def load_space(text: str) -> SearchSpace:
+    """A named space (``demo``, ``widest``) or a JSON file holding ``SearchSpace.to_dict()``."""
+    if text in NAMED_SPACES:
+        return NAMED_SPACES[text]()
+    path = Path(text)
+    if not path.is_file():
+        raise SpecError(f"--space: {text!r} is neither a named space ({', '.join(NAMED_SPACES)}) nor a file")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"--space: {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"--space: {path} must hold a JSON object of space fields")
+    return SearchSpace.from_dict(data)
 
 
 def unique_study_name(prefix: str = "search") -> str:
@@ -50,9 +99,21 @@ class SearchConfig:
     space: SearchSpace = DEMO_SPACE
     out_dir: Path = Path("nas-runs")
     address: str | None = None
-    max_memory_mb: float | None = None
+    constraints: Constraints = field(default_factory=Constraints)
     #: Weights kept: the Pareto set plus this many best trials by Dice (None: every trial's).
     keep_top: int | None = 3
+    sampler: str = "nsga2"
+    #: NSGA-II's population (None: a quarter of the trials, between 4 and 20).
+    population: int | None = None
+    #: Train each architecture with this many training seeds (the seed becomes a sampled parameter).
+    replicates: int = 1
+    #: Stop the search after this many seconds of wall time in this run (running trials end PRUNED).
+    wall_time_s: float | None = None
+    #: ASHA early stopping on validation Dice: first rung after this many epochs (None: off).
+    grace_period: int | None = None
+    reduction_factor: float = 3.0
+    #: Enqueue the reference points first: no attention, pwa, sa and the presets the space holds.
+    baselines: bool = True
 
     def __post_init__(self) -> None:
         if not _STUDY_NAME.match(self.study):
@@ -67,8 +128,25 @@ class SearchConfig:
                 raise ConfigError(f"--{name}: {value!r} is not valid; expected a positive integer")
         if not self.cpus_per_trial > 0:
             raise ConfigError(f"--cpus-per-trial: {self.cpus_per_trial!r} is not valid; expected a number > 0")
-        if self.max_memory_mb is not None and not self.max_memory_mb > 0:
-            raise ConfigError(f"--max-memory-mb: {self.max_memory_mb!r} is not valid; expected a number > 0")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler.name: {self.sampler!r} is not valid; expected one of {', '.join(SAMPLERS)}")
+        for name in ("population", "grace_period"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name}: {value!r} is not valid; expected a positive integer or null")
+        if not isinstance(self.replicates, int) or self.replicates < 1:
+            raise ConfigError(f"sampler.replicates: {self.replicates!r} is not valid; expected a positive integer")
+        if self.wall_time_s is not None and not self.wall_time_s > 0:
+            raise ConfigError(f"budget.wall_time: {self.wall_time_s!r} is not valid; expected a duration > 0")
+        if not self.reduction_factor > 1:
+            raise ConfigError(
+                f"fidelity.reduction_factor: {self.reduction_factor!r} is not valid; expected a number > 1"
+            )
+        if self.grace_period is not None and self.grace_period >= self.train.epochs:
+            raise ConfigError(
+                f"fidelity.grace_period: {self.grace_period} is not valid; expected fewer than the "
+                f"{self.train.epochs} epochs (fidelity.epochs), or null to switch early stopping off"
+            )
         if self.gpus_per_trial < 0:
             raise ConfigError(f"--gpus-per-trial: {self.gpus_per_trial!r} is not valid; expected a number ≥ 0")
         if self.data.size % 2 ** (max(self.space.depths) - 1):
@@ -90,9 +168,18 @@ class SearchConfig:
             "space": self.space.to_dict(),
             "input_shape": list(input_shape),
             "artifact_dir": str(self.study_dir),
-            "max_memory_mb": self.max_memory_mb,
+            "constraints": dataclasses.asdict(self.constraints),
+            "max_memory_mb": self.constraints.max_memory_mb,
             "keep_top": self.keep_top,
             "seed": self.seed,
+            "sampler": self.sampler,
+            "replicates": self.replicates,
+            "trial_budget": self.trials,
+            "fidelity": {
+                "epochs": self.train.epochs,
+                "grace_period": self.grace_period,
+                "reduction_factor": self.reduction_factor,
+            },
         }
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -13,10 +14,24 @@ from typing import Any
 import optuna
 
 from nas._config import SearchConfig
+from nas._constraints import Screen
+from nas._errors import ConfigError
+from nas._resume import Heartbeat, reconcile_orphans
 from nas._searcher import DefineByRun, StudySearch
 from nas._trainable import run_trial
-from search_spaces import SampleContext
-from studies import TrialRecord, create_study, open_storage, pareto_records, redact, trial_records
+from search_spaces import SampleContext, baseline_params, block_info, enumerate_specs
+from studies import (
+    TrialRecord,
+    create_study,
+    load_study,
+    open_storage,
+    pareto_records,
+    redact,
+    spent_trials,
+    state_counts,
+    study_names,
+    trial_records,
+)
 from studies import parse_storage_url as _parse_url
 from trainers import load_data
 
@@ -24,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 #: ``on_event(message)``: progress lines for whoever owns the terminal.
 OnEvent = Callable[[str], None]
+#: ``on_progress(records, running)``: the study's records after a trial ends, and how many run now.
+OnProgress = Callable[[list[TrialRecord], int], None]
 
 
 @dataclass(frozen=True)
@@ -38,43 +55,119 @@ class SearchOutcome:
     seconds: float
 
 
-def _make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
-    # TPE handles multi-objective problems and learns from few trials; its random start-up phase
-    # covers the space before it models it.
-    startup = max(4, min(10, config.trials // 2))
+def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+    """The study's sampler. NSGA-II (default) and TPE read the trials' constraint (set by the
+    searcher when the config bounds the cost): a refused spec's violation steers them away from its
+    neighbourhood. ``grid`` enqueues every architecture up front; the random sampler only fills in
+    if the budget is larger than the grid."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup, multivariate=True, group=True)
+        if config.sampler == "nsga2":
+            population = config.population or max(4, min(20, config.trials // 4))
+            return optuna.samplers.NSGAIISampler(population_size=population, seed=config.seed)
+        if config.sampler == "tpe":
+            # TPE's random start-up phase covers the space before it models it.
+            startup = max(4, min(10, config.trials // 2))
+            return optuna.samplers.TPESampler(
+                seed=config.seed,
+                n_startup_trials=startup,
+                multivariate=True,
+                group=True,
+            )
+        return optuna.samplers.RandomSampler(seed=config.seed)
 
 
-def _progress_callback(total: int, on_event: OnEvent | None) -> Any:
+def starting_points(config: SearchConfig, context: SampleContext) -> list[dict[str, Any]]:
+    """The parameters enqueued when a study is created, in order.
+
+    ``grid``: every distinct architecture of the space × the training seeds. Otherwise, with
+    ``baselines``, the known reference points: no attention, pwa alone, sa alone and each preset the
+    space holds (joint, cbam, da_block), at most half the trial budget.
+    """
+    seeds = [{"train.seed": s} for s in range(config.replicates)] if config.replicates > 1 else [{}]
+    if config.sampler == "grid":
+        return [{**params, **seed} for params, _ in enumerate_specs(config.space, context) for seed in seeds]
+    if not config.baselines:
+        return []
+    presets = [b for b in config.space.blocks if block_info(b).expand is not None]
+    points = []
+    for block in ("none", "pwa", "sa", *presets):
+        params = baseline_params(config.space, block, context)
+        if params is not None and params not in points:
+            points.append(params)
+    return [{**p, **seeds[0]} for p in points[: max(1, config.trials // 2)]]
+
+
+def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The study attributes a resumed search must share with the study it continues."""
+    train = dict(attrs.get("train") or {})
+    for varies in ("threads_per_trial", "device", "amp"):
+        train.pop(varies, None)
+    picked = {key: attrs.get(key) for key in ("data", "space", "input_shape", "replicates")}
+    return json.loads(json.dumps({**picked, "train": train}))
+
+
+def _open_or_resume(
+    storage: optuna.storages.BaseStorage, config: SearchConfig, attrs: dict[str, Any], on_event: OnEvent | None
+) -> tuple[optuna.Study, bool]:
+    """Create the study, or load it when it exists and was made by the same data, space and training."""
+    if config.study not in study_names(storage):
+        return create_study(storage, config.study, attrs=attrs), False
+    study = load_study(storage, config.study)
+    before, now = _comparable(dict(study.user_attrs)), _comparable(attrs)
+    for key in now:
+        if before.get(key) != now[key]:
+            differs = key
+            if isinstance(now[key], dict):
+                old = before.get(key) or {}
+                fields = sorted(k for k in set(now[key]) | set(old) if old.get(k) != now[key].get(k))
+                differs = f"{key}.{fields[0]}" if fields else key
+            raise ConfigError(
+                f"study {config.study!r} exists and was searched with a different {differs}; run the same "
+                "configuration to resume it, or choose another study name (--study / name:)"
+            )
+    reconciled = reconcile_orphans(study)
+    if on_event:
+        counts = ", ".join(f"{n} {s}" for s, n in state_counts(trial_records(study)).items()) or "no trials"
+        line = f"resuming study {config.study} ({counts})"
+        if reconciled.orphans:
+            line += f"; trials {list(reconciled.orphans)} were orphaned by a stopped driver and are retried first"
+        on_event(line)
+    return study, True
+
+
+def _progress_callback(
+    total: int, study: optuna.Study, on_event: OnEvent | None, on_progress: OnProgress | None
+) -> Any:
     from ray.tune import Callback
 
     class _Progress(Callback):
         def __init__(self) -> None:
             self.done = 0
 
-        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        def _after(self, trials: list[Any], line: str) -> None:
             self.done += 1
+            if on_event:
+                on_event(f"[{self.done}/{total}] {line}")
+            if on_progress:
+                running = sum(1 for t in trials if t.status == "RUNNING")
+                on_progress(trial_records(study), running)
+
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             result = trial.last_result or {}
             number = trial.config.get("trial_number", "?")
-            if result.get("infeasible"):
-                status = "refused untrained: " + str(result.get("error", ""))
-            elif result.get("failed"):
+            if result.get("failed"):
                 status = "FAILED: " + str(result.get("error", "")).splitlines()[0]
             elif result.get("complete"):
                 status = f"dice={result['dice']:.4f}  gflops={result['gflops']:.4f}"
             else:
-                status = "stopped early"
-            if on_event:
-                on_event(f"[{self.done}/{total}] trial {number}: {status}")
+                status = f"stopped early after epoch {result.get('epoch', 0)} (PRUNED)"
+            self._after(trials, f"trial {number}: {status}")
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-            self.done += 1
-            if on_event:
-                on_event(
-                    f"[{self.done}/{total}] trial {trial.config.get('trial_number', '?')}: ERROR (see the Ray logs)"
-                )
+            self._after(
+                trials, f"trial {trial.config.get('trial_number', '?')}: ERROR, recorded FAIL (see the Ray logs)"
+            )
 
     return _Progress()
 
@@ -94,11 +187,19 @@ def _init_ray(config: SearchConfig) -> bool:
     return True
 
 
-def run_search(config: SearchConfig, on_event: OnEvent | None = None) -> SearchOutcome:
-    """Run ``config.trials`` trials and record them in a new study; returns where everything went."""
+def run_search(
+    config: SearchConfig, on_event: OnEvent | None = None, on_progress: OnProgress | None = None
+) -> SearchOutcome:
+    """Run the search ``config`` describes and record it in its study; returns where everything went.
+
+    If the study exists (same data, space and training), the search resumes it: trials orphaned by a
+    stopped driver are marked FAIL and retried, and the trial budget counts what the study already
+    spent. ``on_event`` gets progress lines, ``on_progress`` the study's records after every trial.
+    """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
 
     started = time.perf_counter()
@@ -107,21 +208,48 @@ def run_search(config: SearchConfig, on_event: OnEvent | None = None) -> SearchO
     attrs = config.study_attrs(data.input_shape)
     if data.split is not None:  # every trial of the study sees the same cases
         attrs["split"] = {part: list(ids) for part, ids in data.split.items()}
-    create_study(storage, config.study, attrs=attrs)
+    context = SampleContext(spatial_dims=data.spatial_dims, in_channels=data.in_channels, out_channels=data.num_classes)
+    budget = config.trials
+    points = starting_points(config, context)
+    if config.sampler == "grid":
+        budget = min(budget, len(points))
+    study, resumed = _open_or_resume(storage, config, attrs, on_event)
+    if not resumed:
+        for params in points:
+            study.enqueue_trial(params)
     config.study_dir.mkdir(parents=True, exist_ok=True)
     shown = redact(_parse_url(config.storage))
+    left = max(0, budget - spent_trials(trial_records(study)))
     if on_event:
-        on_event(f"study {config.study} in {shown}; {config.trials} trials, {config.concurrency} at a time")
+        on_event(
+            f"study {config.study} in {shown}; {config.sampler} sampler, {left} of {budget} trials to run, "
+            f"{config.concurrency} at a time" + (f", {len(points)} enqueued first" if points and not resumed else "")
+        )
 
-    context = SampleContext(spatial_dims=data.spatial_dims, in_channels=data.in_channels, out_channels=data.num_classes)
     searcher = StudySearch(
-        define_by_run=DefineByRun(config.space, context),
+        define_by_run=DefineByRun(config.space, context, replicates=config.replicates),
         storage=storage,
         study_name=config.study,
-        sampler=_make_sampler(config),
+        sampler=make_sampler(config),
         epochs=config.train.epochs,
         keep_top=config.keep_top,
+        trial_budget=budget,
+        screen=Screen(config.constraints, data.input_shape),
+        seed=config.train.seed,
     )
+    scheduler = None
+    if config.grace_period is not None:
+        # Decisions at rungs before the last epoch only: a trial that reaches the end always sends
+        # its complete result (stop_last_trials would cut it off at max_t, leaving it unfinished).
+        scheduler = ASHAScheduler(
+            time_attr="epoch",
+            metric="val_dice",
+            mode="max",
+            max_t=config.train.epochs,
+            grace_period=config.grace_period,
+            reduction_factor=config.reduction_factor,
+            stop_last_trials=False,
+        )
     started_ray = _init_ray(config)
     try:
         trainable = tune.with_parameters(
@@ -130,29 +258,31 @@ def run_search(config: SearchConfig, on_event: OnEvent | None = None) -> SearchO
             train_config=config.train,
             artifact_dir=str(config.study_dir),
             threads=config.threads_per_trial,
-            max_memory_mb=config.max_memory_mb,
         )
         resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=config.concurrency),
-                num_samples=config.trials,
+                scheduler=scheduler,
+                num_samples=max(1, left),
+                time_budget_s=config.wall_time_s,
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=config.study,
                 storage_path=str(config.study_dir / "ray"),
                 verbose=0,
-                callbacks=[_progress_callback(config.trials, on_event)],
+                callbacks=[_progress_callback(left, study, on_event, on_progress)],
             ),
         )
-        tuner.fit()
+        if left:
+            with Heartbeat(study):
+                tuner.fit()
     finally:
         if started_ray:
             ray.shutdown()
-    study = optuna.load_study(study_name=config.study, storage=storage)
-    records = trial_records(study)
+    records = trial_records(optuna.load_study(study_name=config.study, storage=storage))
     return SearchOutcome(
         study=config.study,
         storage=config.storage,

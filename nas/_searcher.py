@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from nas._constraints import CONSTRAINT_KEY, Screen
+from nas._resume import ATTR_DRIVER, ATTR_HEARTBEAT, this_driver
 from search_spaces import ArchSpec, SampleContext, SearchSpace, sample_spec
 from studies import (
     ATTR_BEST_EPOCH,
@@ -27,7 +31,9 @@ from studies import (
     ATTR_MEMORY,
     ATTR_METRICS,
     ATTR_PARAMS,
+    ATTR_REUSED_FROM,
     ATTR_SECONDS,
+    ATTR_SEED,
     ATTR_SPEC,
     ATTR_SPEC_HASH,
     ATTR_TEST_METRICS,
@@ -35,6 +41,8 @@ from studies import (
     DIRECTIONS,
     OBJECTIVES,
     prune_weights,
+    record_from_trial,
+    spent_trials,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,13 +57,44 @@ class DefineByRun:
 
     space: SearchSpace
     context: SampleContext
+    #: Train each architecture with training seeds ``0..replicates-1`` (a sampled parameter ``train.seed``).
+    replicates: int = 1
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         spec: ArchSpec = sample_spec(trial, self.space, self.context)
         trial.set_user_attr(ATTR_SPEC, spec.to_dict())
         trial.set_user_attr(ATTR_SPEC_HASH, spec.spec_hash())
         trial.set_user_attr(ATTR_LABEL, spec.short_label())
-        return {"spec": spec.to_dict(), "trial_number": trial.number}
+        config: dict[str, Any] = {"spec": spec.to_dict(), "trial_number": trial.number}
+        if self.replicates > 1:
+            config["seed"] = int(trial.suggest_categorical("train.seed", list(range(self.replicates))))
+            trial.set_user_attr(ATTR_SEED, config["seed"])
+        return config
+
+
+#: What a reused duplicate copies from the trial it reuses: the result, not that trial's provenance
+#: (its driver, weights file, or which orphan it retried).
+REUSED_ATTRS = (
+    ATTR_SPEC,
+    ATTR_SPEC_HASH,
+    ATTR_LABEL,
+    ATTR_FLOPS,
+    ATTR_PARAMS,
+    ATTR_MEMORY,
+    ATTR_METRICS,
+    ATTR_TEST_METRICS,
+    ATTR_HISTORY,
+    ATTR_BEST_EPOCH,
+    ATTR_EPOCHS,
+    ATTR_SEED,
+    ATTR_LATENCY,
+    ATTR_MEASURED_MEMORY,
+    ATTR_SECONDS,
+)
+
+#: After this many sampled specs in a row that need no training (duplicates, infeasible), the space
+#: is taken as exhausted and the searcher stops suggesting.
+MAX_SKIPPED_IN_A_ROW = 200
 
 
 class StudySearch(OptunaSearch):
@@ -66,9 +105,19 @@ class StudySearch(OptunaSearch):
 
     - COMPLETE only if its last result says ``complete`` (the full budget ran), with the values
       (dice, gflops) and its cost, weights and learning curve as user attributes;
-    - FAIL if it reported ``failed`` or Ray reported an error, with the error text kept, or if it
-      was refused untrained as ``infeasible`` (over the memory budget), marked so;
+    - FAIL if it reported ``failed`` or Ray reported an error, with the error text kept;
     - PRUNED otherwise (stopped before the end), its learning curve kept.
+
+    Before a sampled spec reaches Ray it is screened on the driver, and it does not train if:
+
+    - it breaks the cost ``screen``'s constraints: told COMPLETE with Dice 0, its cost and the
+      violation as the trial's constraint (Optuna's constrained samplers learn from exactly that),
+      marked ``infeasible`` (records show it as INFEASIBLE, never on a front);
+    - the study already holds the same spec trained for the same epochs and seed: told COMPLETE with
+      that trial's values and ``reused_from`` (records show it as REUSED, never on a front).
+
+    ``trial_budget`` counts the trials that train, across every driver of the study (a resumed
+    search or a second process on the same database): once it is spent the searcher says FINISHED.
     """
 
     def __init__(
@@ -80,6 +129,9 @@ class StudySearch(OptunaSearch):
         sampler: optuna.samplers.BaseSampler,
         epochs: int,
         keep_top: int | None = None,
+        trial_budget: int | None = None,
+        screen: Screen | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__(
             space=define_by_run,
@@ -92,10 +144,82 @@ class StudySearch(OptunaSearch):
         self._epochs = epochs
         self._keep_top = keep_top  # None: keep every trial's weights
         self._curves: dict[str, list[float]] = {}
+        self._trial_budget = trial_budget
+        self._screen = screen
+        self._seed = seed
+        self._driver = this_driver()
+        self.skipped: dict[str, int] = {"infeasible": 0, "reused": 0}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        assert self._ot_study is not None
+        for _ in range(MAX_SKIPPED_IN_A_ROW):
+            trials = self._ot_study.get_trials(deepcopy=False)
+            if (
+                self._trial_budget is not None
+                and spent_trials([record_from_trial(t) for t in trials]) >= self._trial_budget
+            ):
+                return Searcher.FINISHED
+            config = super().suggest(trial_id)
+            if not isinstance(config, dict):
+                return config
+            ot_trial = self._ot_trials[trial_id]
+            if not self._skip(ot_trial, config, trials):
+                ot_trial.set_user_attr(ATTR_DRIVER, self._driver)
+                ot_trial.set_user_attr(ATTR_HEARTBEAT, time.time())
+                ot_trial.set_user_attr(ATTR_EPOCHS, self._epochs)
+                return config
+            del self._ot_trials[trial_id]
+        logger.warning(
+            "the last %d sampled architectures needed no training (duplicates or infeasible): the space looks "
+            "exhausted, so the search stops here",
+            MAX_SKIPPED_IN_A_ROW,
+        )
+        return Searcher.FINISHED
+
+    def _skip(self, ot_trial: Any, config: dict[str, Any], trials: list[optuna.trial.FrozenTrial]) -> bool:
+        """Tell the trial without training it if it is infeasible or a duplicate; True if told."""
+        assert self._ot_study is not None
+        screened = self._screen(config["spec"]) if self._screen is not None else None
+        if screened is not None:
+            cost, violation, reason = screened
+            ot_trial.set_user_attr(ATTR_FLOPS, int(cost.flops))
+            ot_trial.set_user_attr(ATTR_PARAMS, int(cost.params))
+            ot_trial.set_user_attr(ATTR_MEMORY, float(cost.peak_memory_mb))
+            ot_trial.set_constraint(CONSTRAINT_KEY, violation)
+            if reason is not None:
+                ot_trial.set_user_attr(ATTR_INFEASIBLE, True)
+                ot_trial.set_user_attr(ATTR_ERROR, reason)
+                ot_trial.set_user_attr(ATTR_EPOCHS, 0)
+                self._ot_study.tell(ot_trial, [0.0, cost.gflops], state=TrialState.COMPLETE)
+                self.skipped["infeasible"] += 1
+                logger.info("trial %d refused untrained: %s", ot_trial.number, reason)
+                return True
+        key = (ot_trial.user_attrs.get(ATTR_SPEC_HASH), config.get("seed", self._seed), self._epochs)
+        for done in trials:
+            attrs = done.user_attrs
+            if (
+                done.state == TrialState.COMPLETE
+                and not attrs.get(ATTR_INFEASIBLE)
+                and attrs.get(ATTR_REUSED_FROM) is None
+                and (attrs.get(ATTR_SPEC_HASH), attrs.get(ATTR_SEED, self._seed), attrs.get(ATTR_EPOCHS)) == key
+            ):
+                for name, value in attrs.items():
+                    if name in REUSED_ATTRS:
+                        ot_trial.set_user_attr(name, value)
+                ot_trial.set_user_attr(ATTR_REUSED_FROM, done.number)
+                self._ot_study.tell(ot_trial, list(done.values), state=TrialState.COMPLETE)
+                self.skipped["reused"] += 1
+                logger.info(
+                    "trial %d reuses trial %d's result (same spec, epochs and seed)", ot_trial.number, done.number
+                )
+                return True
+        return False
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if "val_dice" in result and not result.get("complete"):
             self._curves.setdefault(trial_id, []).append(float(result["val_dice"]))
+            if trial_id in self._ot_trials:
+                self._ot_trials[trial_id].set_user_attr(ATTR_HEARTBEAT, time.time())
 
     def on_trial_complete(self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -104,11 +228,7 @@ class StudySearch(OptunaSearch):
         result = dict(result or {})
         curve = self._curves.pop(trial_id, [])
         values: list[float] | None = None
-        if result.get("infeasible"):
-            state = TrialState.FAIL
-            ot_trial.set_user_attr(ATTR_ERROR, str(result.get("error", "infeasible")))
-            ot_trial.set_user_attr(ATTR_INFEASIBLE, True)
-        elif error or result.get("failed"):
+        if error or result.get("failed"):
             state = TrialState.FAIL
             text = result.get("error") or "the trial's worker process died or raised outside the trainer"
             ot_trial.set_user_attr(ATTR_ERROR, str(text)[:4000])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import traceback
@@ -13,7 +14,6 @@ from ray import tune
 
 from search_spaces import ArchSpec, build_model
 from trainers import (
-    ModelCost,
     SegmentationData,
     TrainConfig,
     measure_latency,
@@ -32,16 +32,6 @@ def weights_path(artifact_dir: str | Path, trial_number: int) -> Path:
     return Path(artifact_dir) / "trials" / f"{trial_number:05d}" / WEIGHTS_NAME
 
 
-def over_budget(cost: ModelCost, max_memory_mb: float | None) -> str | None:
-    """Why a candidate must not be trained (its estimated peak memory exceeds the budget), or None."""
-    if max_memory_mb is None or cost.peak_memory_mb <= max_memory_mb:
-        return None
-    return (
-        f"infeasible: estimated training peak memory {cost.peak_memory_mb:.0f} MiB at batch 1 "
-        f"exceeds the budget of {max_memory_mb:.0f} MiB"
-    )
-
-
 def run_trial(
     config: dict[str, Any],
     *,
@@ -49,12 +39,12 @@ def run_trial(
     train_config: TrainConfig,
     artifact_dir: str,
     threads: int,
-    max_memory_mb: float | None = None,
 ) -> None:
     """Train the spec in ``config['spec']`` and report to Tune after every epoch.
 
     The last report carries ``complete=True`` and the objectives. An exception inside the trial is
-    reported as ``failed=True`` with its text, so the study records why it failed.
+    reported as ``failed=True`` with its text, so the study records why it failed. ``config['seed']``,
+    when the study trains replicates, overrides the training seed.
     """
     torch.set_num_threads(threads)
     number = int(config["trial_number"])
@@ -69,10 +59,8 @@ def run_trial(
             "peak_memory_mb": cost.peak_memory_mb,
             "complete": False,
         }
-        refusal = over_budget(cost, max_memory_mb)
-        if refusal is not None:
-            tune.report({**base, "dice": float("nan"), "infeasible": True, "error": refusal})
-            return
+        if "seed" in config:
+            train_config = dataclasses.replace(train_config, seed=int(config["seed"]))
 
         def report(epoch: int, metrics: Any) -> None:
             tune.report({**base, "epoch": epoch, "dice": metrics["best_dice"], **metrics})
@@ -88,6 +76,8 @@ def run_trial(
                 "complete": True,
                 "epoch": train_config.epochs,
                 "dice": result.best_dice,
+                # The metric ASHA ranks on must be in every result: the last epoch's validation Dice.
+                "val_dice": result.history[-1]["val_dice"] if result.history else result.best_dice,
                 "best_epoch": result.best_epoch,
                 "weights_path": str(target),
                 "val_dice_history": [h["val_dice"] for h in result.history],
@@ -107,6 +97,7 @@ def run_trial(
             {
                 "dice": float("nan"),
                 "gflops": float("nan"),
+                "val_dice": float("nan"),
                 "failed": True,
                 "complete": False,
                 "error": f"{type(exc).__name__}: {exc}\n{tail}",

@@ -20,6 +20,9 @@ from search_spaces._registry import (
 from search_spaces._spec import MAX_DEPTH, NORMS, ArchSpec, AttentionSpec
 from search_spaces.blocks.compose import ARRANGEMENTS, SHORTCUTS, composable_blocks
 
+#: How a space picks the resolution levels of a placement: any non-empty subset, or all of them.
+LEVEL_CHOICES = ("subsets", "all")
+
 
 class TrialLike(Protocol):
     """The part of an Optuna trial that sampling needs (so this package does not import Optuna)."""
@@ -58,6 +61,8 @@ class SearchSpace:
       ``compose.<member>.<option>``); an option not listed ranges over everything it registers.
     - ``placements``: where attention may go; the sampler picks a non-empty subset of those a
       block allows, and for each a non-empty subset of ``levels`` (the bottleneck is one level).
+    - ``level_choice``: ``subsets`` (the sampler picks which of ``levels``) or ``all`` (attention at
+      every one of them, as the papers' ablations place it: one architecture per mechanism).
     - ``backbones``, ``depths``, ``base_widths``: the backbone; widths double per level.
     """
 
@@ -72,6 +77,7 @@ class SearchSpace:
     depths: tuple[int, ...] = (3, 4)
     base_widths: tuple[int, ...] = (8, 16)
     norm: str = "instance"
+    level_choice: str = "subsets"
 
     def __post_init__(self) -> None:
         if not self.blocks:
@@ -104,6 +110,7 @@ class SearchSpace:
         if not self.base_widths or not all(isinstance(w, int) and w >= 1 for w in self.base_widths):
             raise SpecError(f"space.base_widths: {list(self.base_widths)!r} is not valid; expected positive integers")
         choose("space.norm", self.norm, NORMS)
+        choose("space.level_choice", self.level_choice, LEVEL_CHOICES)
         for name in self.blocks:
             if name not in ("none", "compose") and not any(p in block_info(name).placements for p in self.placements):
                 raise SpecError(
@@ -188,6 +195,7 @@ class SearchSpace:
             "depths": list(self.depths),
             "base_widths": list(self.base_widths),
             "norm": self.norm,
+            "level_choice": self.level_choice,
         }
 
     @classmethod
@@ -289,7 +297,7 @@ def sample_spec(trial: TrialLike, space: SearchSpace | None = None, context: Sam
         placement = []
         for name in chosen.split("+"):
             levels = space.levels_at_depth(name, depth)
-            if name != "bottleneck":
+            if name != "bottleneck" and space.level_choice == "subsets":
                 picked = trial.suggest_categorical(f"attention.{name}_levels.depth{depth}", list(level_subsets(levels)))
                 levels = tuple(int(v) for v in picked.split(","))
             placement.append((name, levels))
@@ -349,7 +357,86 @@ def count_architectures(space: SearchSpace) -> int:
         per_backbone = 1 if "none" in space.usable_blocks() else 0
         for name, options in mechanisms:
             allowed = [p for p in block_info(name).placements_for(dict(options)) if p in space.placements]
-            ways = math.prod(1 + (2 ** len(space.levels_at_depth(p, depth)) - 1) for p in allowed)
+            ways = math.prod(
+                1 + (2 ** len(space.levels_at_depth(p, depth)) - 1 if space.level_choice == "subsets" else 1)
+                for p in allowed
+            )
             per_backbone += ways - 1
         total += per_backbone * len(space.backbones) * len(space.base_widths)
     return total
+
+
+class _Replay:
+    """A ``TrialLike`` that answers each choice by a ``pick(name, choices)`` function and records it."""
+
+    def __init__(self, pick: Any) -> None:
+        self.pick = pick
+        self.params: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        value = self.pick(name, list(choices))
+        self.params[name] = value
+        return value
+
+
+def enumerate_specs(
+    space: SearchSpace, context: SampleContext | None = None, *, limit: int = 10_000
+) -> list[tuple[dict[str, Any], ArchSpec]]:
+    """Every distinct spec of ``space`` with the parameters that make ``sample_spec`` produce it.
+
+    Walks ``sample_spec``'s choice tree depth-first, so the parameters are exactly what a sampler
+    would suggest (an exhaustive grid is these, enqueued). Specs that hash equal are listed once.
+    More than ``limit`` distinct specs is refused: a grid that size is not an ablation.
+    """
+    total = count_architectures(space)
+    if total > limit:
+        raise SpecError(
+            f"space: {total} distinct architectures, more than the {limit} an exhaustive grid allows; "
+            "narrow space.blocks, options, placements, levels, depths or base_widths"
+        )
+    found: dict[str, tuple[dict[str, Any], ArchSpec]] = {}
+    stack: list[list[int]] = [[]]  # choice-index prefixes still to walk
+    while stack:
+        prefix = stack.pop()
+        fanout: list[int] = []
+
+        def pick(name: str, choices: list[Any], prefix: list[int] = prefix, fanout: list[int] = fanout) -> Any:
+            depth = len(fanout)
+            fanout.append(len(choices))
+            return choices[prefix[depth] if depth < len(prefix) else 0]
+
+        replay = _Replay(pick)
+        spec = sample_spec(replay, space, context)
+        # Every choice made past the prefix took option 0: queue its siblings.
+        for depth in range(len(fanout) - 1, len(prefix) - 1, -1):
+            chosen = [*prefix, *([0] * (depth - len(prefix)))]
+            for option in range(fanout[depth] - 1, 0, -1):
+                stack.append([*chosen, option])
+        found.setdefault(spec.spec_hash(), (replay.params, spec))
+    return sorted(found.values(), key=lambda item: _sort_key(item[1]))
+
+
+def _sort_key(spec: ArchSpec) -> tuple[Any, ...]:
+    return (spec.attention.block != "none", spec.attention.block, spec.backbone, spec.channels, spec.spec_hash())
+
+
+def baseline_params(space: SearchSpace, block: str, context: SampleContext | None = None) -> dict[str, Any] | None:
+    """The parameters of ``block``'s reference point in ``space``, or None if the space cannot hold it.
+
+    The reference is the block with its first listed options on the space's first backbone, depth and
+    width, at every placement and level the space allows it (the papers' baselines put the module at
+    every skip connection).
+    """
+    if block not in space.usable_blocks():
+        return None
+
+    def pick(name: str, choices: list[Any]) -> Any:
+        if name == "attention.block":
+            return block
+        if name.startswith("attention."):  # placements and levels: subsets listed smallest first
+            return choices[-1]
+        return choices[0]
+
+    replay = _Replay(pick)
+    sample_spec(replay, space, context)
+    return replay.params

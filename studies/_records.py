@@ -32,6 +32,17 @@ ATTR_TEST_METRICS = "test_metrics"  # the same on the data's test split, when it
 ATTR_LATENCY = "latency_ms"  # measured forward latency at batch 1
 ATTR_MEASURED_MEMORY = "measured_memory_mb"  # measured peak memory of one training step
 ATTR_METRICS = "val_metrics"  # {"mean": {name: value}, "per_class": {class: {name: value}}, "images": n}
+ATTR_SEED = "seed"  # the training seed, when the study trains each architecture with several
+ATTR_REUSED_FROM = "reused_from"  # a duplicate (same spec, budget and seed): the trial whose result it reuses
+ATTR_ORPHANED = "orphaned"  # FAIL because the driver died while the trial ran (it was enqueued again)
+
+#: States of a record beyond Optuna's: a spec refused untrained by the constraints, and a duplicate
+#: whose result was reused. Optuna stores both as COMPLETE (so the samplers learn from them: the
+#: constrained samplers read the violation, every sampler sees the duplicate's values).
+INFEASIBLE = "INFEASIBLE"
+REUSED = "REUSED"
+#: Record states that spent a trial of the search's budget (orphaned FAILs excepted).
+SPENT_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,9 @@ class TrialRecord:
     test_metrics: Mapping[str, Any] | None = None
     latency_ms: float | None = None
     measured_memory_mb: float | None = None
+    seed: int | None = None
+    reused_from: int | None = None
+    orphaned: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,6 +114,10 @@ def record_from_parts(
     duration_s: float | None,
 ) -> TrialRecord:
     """The one place user attributes become a record (Optuna's API and the fast SQL reader both use it)."""
+    if attrs.get(ATTR_INFEASIBLE):
+        state = INFEASIBLE
+    elif state == "COMPLETE" and attrs.get(ATTR_REUSED_FROM) is not None:
+        state = REUSED
     return TrialRecord(
         number=number,
         state=state,
@@ -122,7 +140,19 @@ def record_from_parts(
         test_metrics=attrs.get(ATTR_TEST_METRICS),
         latency_ms=_float_or_none(attrs.get(ATTR_LATENCY)),
         measured_memory_mb=_float_or_none(attrs.get(ATTR_MEASURED_MEMORY)),
+        seed=attrs.get(ATTR_SEED),
+        reused_from=attrs.get(ATTR_REUSED_FROM),
+        orphaned=bool(attrs.get(ATTR_ORPHANED, False)),
     )
+
+
+def spent_trials(records: Sequence[TrialRecord]) -> int:
+    """How many trials of a search's budget the study has used: trials that trained or are training.
+
+    Specs refused untrained, reused duplicates and trials orphaned by a dead driver (retried) are
+    recorded but did not spend the budget.
+    """
+    return sum(1 for r in records if r.state in SPENT_STATES and not r.orphaned)
 
 
 def trial_records(study: optuna.Study) -> list[TrialRecord]:

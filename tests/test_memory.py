@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas import over_budget
+from nas import ConfigError, Constraints
 from search_spaces import ArchSpec, AttentionSpec, build_model
 from trainers import estimate_peak_memory, measure_peak_memory, model_cost
 
@@ -77,7 +77,18 @@ def test_softmax_attention_costs_more_memory_than_dot_and_budget_refuses_it() ->
     dot, softmax = cost("dot"), cost("softmax")
     assert softmax.peak_memory_bytes > dot.peak_memory_bytes > 0
     budget = (dot.peak_memory_mb + softmax.peak_memory_mb) / 2
-    assert over_budget(dot, budget) is None
-    reason = over_budget(softmax, budget)
-    assert reason is not None and "infeasible" in reason and f"{budget:.0f} MiB" in reason
-    assert over_budget(softmax, None) is None
+    bounded = Constraints(max_memory_mb=budget)
+    assert bounded.check(dot) == (0.0, None)
+    violation, reason = bounded.check(softmax)
+    assert violation == pytest.approx(softmax.peak_memory_mb / budget - 1)
+    assert reason is not None and "infeasible" in reason and f"> {budget:.0f}" in reason
+    assert Constraints().check(softmax) == (0.0, None)
+
+
+def test_every_broken_bound_is_named_and_adds_to_the_violation() -> None:
+    cost = model_cost(build_model(ArchSpec(channels=(8, 16))), (1, 32, 32))
+    violation, reason = Constraints(max_gflops=cost.gflops / 2, max_params=cost.params / 4).check(cost)
+    assert violation == pytest.approx(1.0 + 3.0)
+    assert reason is not None and "GFLOPs" in reason and "parameters" in reason
+    with pytest.raises(ConfigError, match=r"constraints\.max_gflops"):
+        Constraints(max_gflops=0)

@@ -9,8 +9,18 @@ from typing import Any
 import pytest
 import torch
 
-from search_spaces import ArchSpec, AttentionSpec, SampleContext, SearchSpace, build_model, sample_spec
-from search_spaces._space import count_architectures
+from search_spaces import (
+    ArchSpec,
+    AttentionSpec,
+    SampleContext,
+    SearchSpace,
+    SpecError,
+    baseline_params,
+    build_model,
+    count_architectures,
+    enumerate_specs,
+    sample_spec,
+)
 
 
 class RandomTrial:
@@ -19,35 +29,6 @@ class RandomTrial:
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
         return self.rng.choice(list(choices))
-
-
-class PathTrial:
-    """Follows a fixed list of choice indices and records how many choices each step had."""
-
-    def __init__(self, path: list[int]) -> None:
-        self.path, self.step, self.widths = path, 0, []
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        index = self.path[self.step] if self.step < len(self.path) else 0
-        self.widths.append(len(choices))
-        self.step += 1
-        return list(choices)[index]
-
-
-def enumerate_specs(space: SearchSpace) -> set[str]:
-    """Every spec the sampler can produce, by depth-first walk over its choices (hashes)."""
-    hashes: set[str] = set()
-    stack: list[list[int]] = [[]]
-    while stack:
-        path = stack.pop()
-        trial = PathTrial(path)
-        spec = sample_spec(trial, space)
-        full = path + [0] * (trial.step - len(path))
-        hashes.add(spec.spec_hash())
-        for position in range(len(path), trial.step):  # branch on every choice after the prefix
-            for index in range(1, trial.widths[position]):
-                stack.append([*full[:position], index])
-    return hashes
 
 
 def test_demo_like_space_count_by_hand() -> None:
@@ -73,7 +54,58 @@ def test_demo_like_space_count_by_hand() -> None:
     ],
 )
 def test_count_equals_the_number_of_distinct_sampled_specs(space: SearchSpace) -> None:
-    assert count_architectures(space) == len(enumerate_specs(space))
+    listed = enumerate_specs(space)
+    assert count_architectures(space) == len(listed) == len({spec.spec_hash() for _, spec in listed})
+
+
+class ReplayTrial:
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        assert self.params[name] in choices
+        return self.params[name]
+
+
+def test_enumerated_parameters_make_the_sampler_produce_that_spec() -> None:
+    space = SearchSpace(blocks=("none", "pwa", "joint"), depths=(3,), base_widths=(8, 16))
+    for params, spec in enumerate_specs(space):
+        assert sample_spec(ReplayTrial(params), space) == spec
+
+
+def test_a_space_too_large_for_a_grid_is_refused_with_its_size() -> None:
+    with pytest.raises(SpecError, match="424 distinct architectures"):
+        enumerate_specs(SearchSpace(), limit=100)
+
+
+def test_level_choice_all_places_attention_at_every_listed_level() -> None:
+    space = SearchSpace(
+        blocks=("none", "pwa", "sa", "joint"),
+        options=(("sa.similarity", ("dot",)), ("joint.similarity", ("dot",))),
+        level_choice="all",
+        backbones=("denseunet",),
+        depths=(4,),
+        base_widths=(16,),
+    )
+    # none, pwa, sa and the nine joint variants: the JA paper's ablation
+    specs = [spec for _, spec in enumerate_specs(space)]
+    assert count_architectures(space) == len(specs) == 12
+    for spec in specs:
+        if spec.attention.block != "none":
+            assert spec.attention.placement == (("skip", (0, 1, 2)),)
+    with pytest.raises(SpecError, match=r"space\.level_choice"):
+        SearchSpace(level_choice="some")
+    assert SearchSpace.from_dict(space.to_dict()) == space
+
+
+def test_baselines_put_one_block_at_every_allowed_site_of_the_first_backbone() -> None:
+    space = SearchSpace(blocks=("none", "pwa", "sa", "joint"), depths=(3, 4), base_widths=(8, 16))
+    pwa = sample_spec(ReplayTrial(baseline_params(space, "pwa") or {}), space)
+    assert pwa.attention.block == "pwa" and pwa.attention.placement == (("skip", (0, 1)),)
+    assert pwa.channels == (8, 16, 32)
+    none = baseline_params(space, "none")
+    assert none is not None and sample_spec(ReplayTrial(none), space).attention.block == "none"
+    assert baseline_params(space, "cbam") is None  # not in the space
 
 
 def test_widest_space_samples_are_valid_and_gates_stay_at_skips() -> None:

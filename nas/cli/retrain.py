@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nas.cli._data import data_config
+from nas._config import data_config
 from nas.cli.train import add_training_options, fit_and_print, load_spec
 from studies import ARCH_FILE, METRICS_FILE, ExportError
 from trainers import DataError, data_config_from_dict

@@ -3,60 +3,107 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from dashboards import report_html
-from nas._config import SearchConfig, unique_study_name
+from nas._config import SAMPLERS, SYNTHETIC, SearchConfig, data_config
 from nas._search import run_search
+from nas._studyfile import parse_override, preset_names, search_config
 from nas.cli._common import env_default, non_negative_float, non_negative_int, positive_float, positive_int
-from nas.cli._data import data_config
+from nas.cli._progress import ProgressView
 from nas.cli._tables import counts_line, pareto_table
-from nas.cli.space import load_space
 from studies import parse_storage_url, redact
-from trainers import (
-    LOSSES,
-    OPTIMIZERS,
-    SCHEDULES,
-    FilesConfig,
-    SyntheticConfig,
-    TrainConfig,
-)
+from trainers import LOSSES, OPTIMIZERS, SCHEDULES
+
+#: ``--flag`` → the study-file key it overrides (flags win over the file; NAS_* variables act as flags).
+FLAG_KEYS = {
+    "study": "name",
+    "storage": "storage",
+    "trials": "budget.trials",
+    "wall_time": "budget.wall_time",
+    "epochs": "fidelity.epochs",
+    "grace_period": "fidelity.grace_period",
+    "concurrency": "concurrency",
+    "cpus_per_trial": "resources.cpus",
+    "gpus_per_trial": "resources.gpus",
+    "seed": "sampler.seed",
+    "sampler": "sampler.name",
+    "data": "data",
+    "space": "space",
+    "out_dir": "out_dir",
+    "address": "address",
+    "max_gflops": "constraints.max_gflops",
+    "max_params": "constraints.max_params",
+    "max_memory_mb": "constraints.max_memory_mb",
+    "loss": "train.loss",
+    "optimizer": "train.optimizer",
+    "schedule": "train.schedule",
+    "lr": "train.lr",
+    "grad_clip": "train.grad_clip",
+    "keep_weights": "weights.keep",
+    "keep_top": "weights.top",
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "search",
-        help="run a search (default: the built-in synthetic data)",
-        description="Search attention architectures with Ray Tune; record them in an Optuna study.",
+        help="run a search (default: the demo preset on the built-in synthetic data)",
+        description="Search attention architectures with Ray Tune; record them in an Optuna study. "
+        "CONFIG is a study file (YAML) or a preset; options override its keys. Running the same "
+        "command again on an existing study resumes it.",
     )
     p.add_argument(
-        "--study", default=env_default("study", None), help="study name (default: unique, search-<time>-<id>)"
+        "config",
+        nargs="?",
+        default=env_default("config", "demo"),
+        help=f"a study YAML file or a preset: {', '.join(preset_names())} (default demo)",
     )
-    from nas.cli._common import add_storage
-
-    add_storage(p)
-    p.add_argument("--trials", type=positive_int, default=env_default("trials", 20, positive_int))
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any key of the study file, e.g. --set sampler.name=tpe --set fidelity.grace_period=2",
+    )
+    p.add_argument(
+        "--study", default=env_default("study", None), help="study name (default: the file's name: or unique)"
+    )
+    p.add_argument("--storage", default=env_default("storage", None), help="SQLAlchemy URL of the study database")
+    p.add_argument("--trials", type=positive_int, default=env_default("trials", None, positive_int))
+    p.add_argument(
+        "--wall-time", default=env_default("wall_time", None), help="stop after this long, e.g. 3600, 90m or 2h"
+    )
     p.add_argument(
         "--epochs",
         type=positive_int,
-        default=env_default("epochs", 10, positive_int),
+        default=env_default("epochs", None, positive_int),
         help="training epochs per trial (the fidelity every trial shares)",
     )
     p.add_argument(
+        "--grace-period",
+        type=positive_int,
+        default=env_default("grace_period", None, positive_int),
+        help="ASHA early stopping: first rung after this many epochs",
+    )
+    p.add_argument("--sampler", choices=SAMPLERS, default=env_default("sampler", None))
+    p.add_argument(
         "--concurrency",
         type=positive_int,
-        default=env_default("concurrency", 2, positive_int),
+        default=env_default("concurrency", None, positive_int),
         help="trials running at once",
     )
-    p.add_argument("--cpus-per-trial", type=non_negative_float, default=env_default("cpus_per_trial", 1.0, float))
+    p.add_argument("--cpus-per-trial", type=positive_float, default=env_default("cpus_per_trial", None, float))
     p.add_argument(
         "--gpus-per-trial",
         type=non_negative_float,
-        default=env_default("gpus_per_trial", 0.0, float),
+        default=env_default("gpus_per_trial", None, float),
         help="GPUs per trial; fractions share a GPU",
     )
-    p.add_argument("--seed", type=non_negative_int, default=env_default("seed", 0, int))
+    p.add_argument("--seed", type=non_negative_int, default=env_default("seed", None, int))
     p.add_argument(
         "--image-size",
         type=positive_int,
@@ -65,95 +112,79 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data",
-        default=env_default("data", "synthetic"),
+        default=env_default("data", None),
         help="synthetic (built in, 2D), synthetic3d (built in, 3D volumes), or a JSON file of data fields, e.g. "
         '{"kind": "drive", "path": "DRIVE", "channels": "green", "patch": 64} (kinds: folder2d, drive, msd, nnunet)',
     )
-    p.add_argument("--train-images", type=positive_int, default=env_default("train_images", 96, positive_int))
-    p.add_argument("--val-images", type=positive_int, default=env_default("val_images", 32, positive_int))
+    p.add_argument("--train-images", type=positive_int, default=env_default("train_images", None, positive_int))
+    p.add_argument("--val-images", type=positive_int, default=env_default("val_images", None, positive_int))
     p.add_argument(
         "--out-dir",
-        type=Path,
-        default=env_default("out_dir", Path("nas-runs"), Path),
+        default=env_default("out_dir", None),
         help="where weights, Ray logs and the report go (default ./nas-runs)",
     )
     p.add_argument(
         "--address",
         default=env_default("address", None),
-        help="Ray cluster address to attach to (default: start a local runtime)",
+        help="Ray cluster address to attach to, e.g. auto or 10.0.0.1:6379 (default: start a local runtime)",
     )
     p.add_argument(
         "--space",
-        default=env_default("space", "demo"),
+        default=env_default("space", None),
         help="the search space: demo, widest, or a JSON file of space fields (see nas space show)",
     )
-    p.add_argument(
-        "--max-memory-mb",
-        type=non_negative_float,
-        default=env_default("max_memory_mb", None, float),
-        help="refuse, untrained, candidates whose estimated training peak memory (batch 1) exceeds this",
-    )
-    p.add_argument(
-        "--loss", default=env_default("loss", "dice_ce"), choices=tuple(LOSSES), help="training loss (default dice_ce)"
-    )
-    p.add_argument("--optimizer", default=env_default("optimizer", "adamw"), choices=OPTIMIZERS)
+    for flag, what in (("gflops", "GFLOPs"), ("params", "parameters"), ("memory-mb", "estimated training memory")):
+        p.add_argument(
+            f"--max-{flag}",
+            type=positive_float,
+            default=env_default(f"max_{flag}", None, float),
+            help=f"record candidates whose {what} (batch 1) exceed this INFEASIBLE, untrained",
+        )
+    p.add_argument("--loss", default=env_default("loss", None), choices=tuple(LOSSES), help="training loss")
+    p.add_argument("--optimizer", default=env_default("optimizer", None), choices=OPTIMIZERS)
     p.add_argument(
         "--schedule",
-        default=env_default("schedule", "cosine"),
+        default=env_default("schedule", None),
         choices=SCHEDULES,
         help="learning-rate schedule: cosine, poly (AF-Net) or step (MPU-Net, halved every 100 iterations)",
     )
-    p.add_argument("--lr", type=positive_float, default=env_default("lr", 3e-3, float), help="learning rate")
+    p.add_argument("--lr", type=positive_float, default=env_default("lr", None, float), help="learning rate")
     p.add_argument(
         "--grad-clip", type=positive_float, default=env_default("grad_clip", None, float), help="max gradient norm"
     )
     p.add_argument(
         "--keep-weights",
-        default=env_default("keep_weights", "pareto"),
+        default=env_default("keep_weights", None),
         choices=("pareto", "all"),
         help="pareto (default): keep weights of the Pareto set and the --keep-top best trials only; all: every trial's",
     )
-    p.add_argument("--keep-top", type=non_negative_int, default=env_default("keep_top", 3, int))
+    p.add_argument("--keep-top", type=non_negative_int, default=env_default("keep_top", None, int))
     p.add_argument("--report", type=Path, default=None, help="HTML report path (default OUT_DIR/STUDY/report.html)")
     p.set_defaults(handler=run)
 
 
-def load_data_config(args: argparse.Namespace) -> SyntheticConfig | FilesConfig:
-    """``--data synthetic``/``synthetic3d`` (sized by --image-size, --train-images, --val-images) or a JSON file."""
-    sizes = {"n_train": args.train_images, "n_val": args.val_images, "size": args.image_size}
-    return data_config(args.data, **sizes, seed=args.seed)
+def build_config(args: argparse.Namespace) -> SearchConfig:
+    """The study file (or preset) ``args.config`` with the given flags and ``--set`` overrides applied."""
+    overrides = [(key, getattr(args, flag)) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None]
+    overrides += [parse_override(text) for text in args.overrides]
+    synthetic = {"n_train": args.train_images, "n_val": args.val_images, "size": args.image_size}
+    if args.data is not None and args.data not in SYNTHETIC:
+        # A JSON file of data fields, read as before (its relative paths are taken from its folder).
+        config = search_config(args.config, [o for o in overrides if o[0] != "data"], synthetic=synthetic)
+        return dataclasses.replace(config, data=data_config(args.data, seed=config.seed))
+    return search_config(args.config, overrides, synthetic=synthetic)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = SearchConfig(
-        study=args.study or unique_study_name(),
-        storage=args.storage,
-        trials=args.trials,
-        concurrency=args.concurrency,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        seed=args.seed,
-        data=load_data_config(args),
-        train=TrainConfig(
-            epochs=args.epochs,
-            seed=args.seed,
-            loss=args.loss,
-            optimizer=args.optimizer,
-            schedule=args.schedule,
-            lr=args.lr,
-            grad_clip=args.grad_clip,
-        ),
-        out_dir=args.out_dir,
-        address=args.address,
-        max_memory_mb=args.max_memory_mb,
-        keep_top=None if args.keep_weights == "all" else args.keep_top,
-        space=load_space(args.space),
-    )
+    config = build_config(args)
 
     def show(message: str) -> None:
         print(message, flush=True)
 
-    outcome = run_search(config, on_event=show)
+    view = ProgressView()
+    if args.study is None:
+        print(f"if this search stops, the same command with --study {config.study} resumes it", flush=True)
+    outcome = run_search(config, on_event=show, on_progress=view.update)
     report = args.report or Path(outcome.study_dir) / "report.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(

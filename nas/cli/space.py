@@ -6,14 +6,11 @@ import argparse
 import json
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from nas._config import DEMO_SPACE
+from nas._config import load_space
 from nas.cli._common import non_negative_int
-from search_spaces import SampleContext, SearchSpace, SpecError, count_architectures, sample_spec
-
-NAMED_SPACES = {"demo": lambda: DEMO_SPACE, "widest": SearchSpace.widest}
+from search_spaces import SampleContext, count_architectures, sample_spec
 
 
 class _SeededTrial:
@@ -22,22 +19,6 @@ class _SeededTrial:
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
         return self.rng.choice(list(choices))
-
-
-def load_space(text: str) -> SearchSpace:
-    """A named space (``demo``, ``widest``) or a JSON file holding ``SearchSpace.to_dict()``."""
-    if text in NAMED_SPACES:
-        return NAMED_SPACES[text]()
-    path = Path(text)
-    if not path.is_file():
-        raise SpecError(f"--space: {text!r} is neither a named space ({', '.join(NAMED_SPACES)}) nor a file")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"--space: {path} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"--space: {path} must hold a JSON object of space fields")
-    return SearchSpace.from_dict(data)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

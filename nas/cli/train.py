@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nas._config import data_config
 from nas._fit import fit_architecture
 from nas.cli._common import env_default, non_negative_int, positive_float, positive_int
-from nas.cli._data import data_config
 from search_spaces import ArchSpec, SpecError
 from trainers import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 

@@ -1,0 +1,298 @@
+"""Study config files: YAML validated with pydantic, presets shipped with the package, overrides.
+
+A file declares one search. Every mistake is reported with the dotted key it is about and what the
+key accepts, e.g. ``demo.yaml: sampler.name: Input should be 'nsga2', 'tpe', 'random' or 'grid'``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nas._config import SYNTHETIC, SearchConfig, load_space, unique_study_name
+from nas._constraints import Constraints
+from nas._errors import ConfigError
+from search_spaces import SearchSpace, SpecError, count_architectures
+from studies import DEFAULT_STORAGE
+from trainers import DataError, FilesConfig, SyntheticConfig, TrainConfig, data_config_from_dict
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConstraintsSection(_Section):
+    """Candidates over any bound are recorded INFEASIBLE without training (cost at batch 1)."""
+
+    max_gflops: float | None = Field(None, gt=0)
+    max_params: float | None = Field(None, gt=0)
+    max_memory_mb: float | None = Field(None, gt=0)
+
+
+class SamplerSection(_Section):
+    name: Literal["nsga2", "tpe", "random", "grid"] = "nsga2"
+    seed: int = Field(0, ge=0)
+    #: NSGA-II population (default: a quarter of the trials, between 4 and 20).
+    population: int | None = Field(None, ge=2)
+    #: Training seeds per architecture (0..replicates-1), e.g. for an ablation's error bars.
+    replicates: int = Field(1, ge=1)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+
+
+class BudgetSection(_Section):
+    #: Trials that train (default 20; with the grid sampler, the whole grid).
+    trials: int | None = Field(None, ge=1)
+    #: Wall time of one run, as seconds or "90s", "30m", "2h"; trials still running end PRUNED.
+    wall_time: float | None = Field(None, gt=0)
+
+    @field_validator("wall_time", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _DURATION.match(value)
+            if not match:
+                raise ValueError("expected seconds or a duration such as '90s', '30m' or '2h'")
+            return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+        return value
+
+
+class FidelitySection(_Section):
+    epochs: int = Field(10, ge=1)
+    #: ASHA early stopping on validation Dice: the first rung, in epochs (null: every trial runs all epochs).
+    grace_period: int | None = Field(None, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+
+
+class ResourcesSection(_Section):
+    """Per trial. Fractional GPUs share a device (e.g. 0.25: four trials per GPU)."""
+
+    cpus: float = Field(1.0, gt=0)
+    gpus: float = Field(0.0, ge=0)
+
+
+class WeightsSection(_Section):
+    keep: Literal["pareto", "all"] = "pareto"
+    top: int = Field(3, ge=0)
+
+
+class StudyFile(_Section):
+    """One search, as declared in a YAML file (see ``nas/presets/*.yaml`` for examples)."""
+
+    name: str | None = None
+    storage: str = DEFAULT_STORAGE
+    data: str | dict[str, Any] = "synthetic"
+    space: str | dict[str, Any] = "demo"
+    constraints: ConstraintsSection = ConstraintsSection()
+    sampler: SamplerSection = SamplerSection()
+    budget: BudgetSection = BudgetSection()
+    fidelity: FidelitySection = FidelitySection()
+    resources: ResourcesSection = ResourcesSection()
+    concurrency: int = Field(2, ge=1)
+    train: dict[str, Any] = Field(default_factory=dict)
+    baselines: bool = True
+    weights: WeightsSection = WeightsSection()
+    out_dir: str = "nas-runs"
+    address: str | None = None
+
+
+#: Training fields a study file may set under ``train:`` (epochs and seed have their own keys).
+TRAIN_KEYS = tuple(f for f in TrainConfig.__dataclass_fields__ if f not in ("epochs", "seed"))
+
+
+def preset_names() -> tuple[str, ...]:
+    """The study presets shipped with the package."""
+    folder = resources.files("nas") / "presets"
+    return tuple(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")))
+
+
+def read_study_file(source: str) -> tuple[dict[str, Any], str, Path]:
+    """``(raw mapping, name for messages, folder relative paths are taken from)`` of a preset name or
+    a YAML file."""
+    if source in preset_names():
+        text = (resources.files("nas") / "presets" / f"{source}.yaml").read_text(encoding="utf-8")
+        shown, base = f"preset {source}", Path.cwd()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(
+                f"study config {source!r}: no such file, and not a preset (presets: {', '.join(preset_names())})"
+            )
+        text, shown, base = path.read_text(encoding="utf-8"), str(path), path.resolve().parent
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{shown}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{shown}: expected a mapping of keys (name, data, space, sampler, ...) at the top")
+    return raw, shown, base
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """``raw`` with each dotted ``key`` set to its value (``sampler.name`` → ``raw["sampler"]["name"]``)."""
+    result: dict[str, Any] = _deep_copy(raw)
+    for key, value in overrides:
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {} if child is None or isinstance(child, str) else child
+                if not isinstance(child, dict):
+                    raise ConfigError(f"{key}: {part!r} holds {child!r}, not a mapping of keys")
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from ``--set``; the value is read as YAML (``3``, ``0.5``, ``null``, ``[a, b]``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set sampler.name=tpe")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        return key.strip(), value
+
+
+def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = StudyFile
+    for part in loc:
+        if model is None or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return model
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = [str(p) for p in error["loc"] if not str(p).startswith(("str", "dict[", "function-"))]
+    key = ".".join(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{key}: unknown key{hint}; expected one of: {', '.join(known)}"
+    message = str(error["msg"])
+    if error["type"] == "missing":
+        return f"{key}: required"
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def validate_study_file(raw: Mapping[str, Any], shown: str) -> StudyFile:
+    try:
+        return StudyFile.model_validate(raw)
+    except ValidationError as exc:
+        seen: dict[str, None] = {}
+        for error in exc.errors():
+            seen.setdefault(_describe(error), None)
+        raise ConfigError(f"{shown}: " + f"\n{shown}: ".join(seen)) from None
+
+
+def _prefixed(shown: str, exc: Exception) -> ConfigError:
+    return ConfigError(f"{shown}: {exc}")
+
+
+def _data(file: StudyFile, base: Path, synthetic: Mapping[str, Any]) -> SyntheticConfig | FilesConfig:
+    given = {k: v for k, v in synthetic.items() if v is not None}
+    if isinstance(file.data, str):
+        if file.data not in SYNTHETIC:
+            raise DataError(
+                f"data: {file.data!r} is not valid; expected synthetic, synthetic3d or a mapping of data fields "
+                "(kind: folder2d|drive|msd|nnunet, path: ...)"
+            )
+        return SyntheticConfig(**{"seed": file.sampler.seed, **given}, spatial_dims=SYNTHETIC[file.data])
+    fields = dict(file.data)
+    if fields.get("kind", "synthetic") == "synthetic":
+        fields = {"seed": file.sampler.seed, **fields, **given}
+    config = data_config_from_dict(fields)
+    if isinstance(config, FilesConfig) and not Path(config.path).is_absolute():
+        config = FilesConfig.from_dict({**config.to_dict(), "path": str((base / config.path).resolve())})
+    return config
+
+
+def _space(file: StudyFile, base: Path) -> SearchSpace:
+    if isinstance(file.space, str):
+        text = file.space
+        if not (text in ("demo", "widest") or Path(text).is_absolute()):
+            candidate = base / text
+            text = str(candidate) if candidate.is_file() else text
+        return load_space(text)
+    return SearchSpace.from_dict(file.space)
+
+
+def _train(file: StudyFile) -> TrainConfig:
+    for key in file.train:
+        if key == "epochs":
+            raise ConfigError("train.epochs: set it as fidelity.epochs (the fidelity every trial shares)")
+        if key == "seed":
+            raise ConfigError("train.seed: set it as sampler.seed (one seed for sampling, data and training)")
+        if key not in TRAIN_KEYS:
+            close = difflib.get_close_matches(key, TRAIN_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"train.{key}: unknown key{hint}; expected one of: {', '.join(TRAIN_KEYS)}")
+    return TrainConfig(**file.train, epochs=file.fidelity.epochs, seed=file.sampler.seed)
+
+
+def search_config(
+    source: str,
+    overrides: Sequence[tuple[str, Any]] = (),
+    *,
+    synthetic: Mapping[str, Any] | None = None,
+) -> SearchConfig:
+    """The validated ``SearchConfig`` of a preset name or YAML file, with dotted-key ``overrides``
+    applied first (so a bad override is reported like a bad key in the file). ``synthetic`` sets
+    fields of built-in data (``n_train``, ``n_val``, ``size``) when the data is synthetic."""
+    raw, shown, base = read_study_file(source)
+    file = validate_study_file(apply_overrides(raw, overrides), shown)
+    try:
+        space = _space(file, base)
+        trials = file.budget.trials
+        if trials is None:
+            trials = count_architectures(space) * file.sampler.replicates if file.sampler.name == "grid" else 20
+        return SearchConfig(
+            study=file.name or unique_study_name(),
+            storage=file.storage,
+            trials=trials,
+            concurrency=file.concurrency,
+            cpus_per_trial=file.resources.cpus,
+            gpus_per_trial=file.resources.gpus,
+            seed=file.sampler.seed,
+            data=_data(file, base, synthetic or {}),
+            train=_train(file),
+            space=space,
+            out_dir=Path(file.out_dir),
+            address=file.address,
+            constraints=Constraints(**file.constraints.model_dump()),
+            keep_top=None if file.weights.keep == "all" else file.weights.top,
+            sampler=file.sampler.name,
+            population=file.sampler.population,
+            replicates=file.sampler.replicates,
+            wall_time_s=file.budget.wall_time,
+            grace_period=file.fidelity.grace_period,
+            reduction_factor=file.fidelity.reduction_factor,
+            baselines=file.baselines,
+        )
+    except (ConfigError, SpecError, DataError) as exc:
+        raise _prefixed(shown, exc) from None

@@ -1,0 +1,37 @@
+"""The live view of a running search: one status line after every trial."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from dashboards import study_summary
+from studies import TrialRecord
+
+#: States shown, in this order (a state with no trials is shown as 0 all the same).
+SHOWN_STATES = ("COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "REUSED")
+
+
+def progress_line(records: Sequence[TrialRecord], running: int) -> str:
+    """``running 2 · complete 5 · pruned 1 · ... · front 3 · HV 0.412 · best Dice 0.613``."""
+    summary = study_summary("", records)
+    parts = [f"running {running}"]
+    parts += [f"{state.lower()} {summary.counts.get(state, 0)}" for state in SHOWN_STATES]
+    parts.append(f"front {summary.pareto_size}")
+    parts.append(f"HV {summary.hypervolume:.4g}")
+    if summary.best_dice is not None:
+        parts.append(f"best Dice {summary.best_dice:.4f}")
+    return " · ".join(parts)
+
+
+class ProgressView:
+    """Prints ``progress_line`` after every trial (``on_progress`` of ``run_search``)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.lines = 0
+
+    def update(self, records: list[TrialRecord], running: int) -> None:
+        print("    " + progress_line(records, running), file=self.stream, flush=True)
+        self.lines += 1
