@@ -17,7 +17,7 @@ from nas._config import SearchConfig
 from nas._constraints import Screen
 from nas._errors import ConfigError
 from nas._resume import Heartbeat, reconcile_orphans
-from nas._searcher import DefineByRun, StudySearch
+from nas._searcher import MAX_SKIPPED_IN_A_ROW, DefineByRun, StudySearch
 from nas._trainable import run_trial
 from search_spaces import SampleContext, baseline_params, block_info, enumerate_specs
 from studies import (
@@ -53,6 +53,8 @@ class SearchOutcome:
     records: list[TrialRecord]
     pareto: list[TrialRecord]
     seconds: float
+    #: Why the search ran fewer trials than its budget, in words (None: it did not).
+    stopped_early: str | None = None
 
 
 def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
@@ -283,6 +285,15 @@ def run_search(
         if started_ray:
             ray.shutdown()
     records = trial_records(optuna.load_study(study_name=config.study, storage=storage))
+    spent = spent_trials(records)
+    stopped_early = None
+    if searcher.exhausted:
+        stopped_early = (
+            f"stopped after {spent} of {budget} trials: the last {MAX_SKIPPED_IN_A_ROW} sampled architectures were "
+            "infeasible or already evaluated (widen the space or relax the constraints)"
+        )
+    elif spent < budget and config.wall_time_s is not None:
+        stopped_early = f"stopped after {spent} of {budget} trials: the wall-time budget of {config.wall_time_s:.0f} s"
     return SearchOutcome(
         study=config.study,
         storage=config.storage,
@@ -290,4 +301,5 @@ def run_search(
         records=records,
         pareto=pareto_records(records),
         seconds=time.perf_counter() - started,
+        stopped_early=stopped_early,
     )

@@ -94,7 +94,7 @@ REUSED_ATTRS = (
 
 #: After this many sampled specs in a row that need no training (duplicates, infeasible), the space
 #: is taken as exhausted and the searcher stops suggesting.
-MAX_SKIPPED_IN_A_ROW = 200
+MAX_SKIPPED_IN_A_ROW = 50
 
 
 class StudySearch(OptunaSearch):
@@ -149,6 +149,7 @@ class StudySearch(OptunaSearch):
         self._seed = seed
         self._driver = this_driver()
         self.skipped: dict[str, int] = {"infeasible": 0, "reused": 0}
+        self.exhausted = False  # set when the searcher gave up on finding a spec worth training
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         assert self._ot_study is not None
@@ -174,6 +175,7 @@ class StudySearch(OptunaSearch):
             "exhausted, so the search stops here",
             MAX_SKIPPED_IN_A_ROW,
         )
+        self.exhausted = True
         return Searcher.FINISHED
 
     def _skip(self, ot_trial: Any, config: dict[str, Any], trials: list[optuna.trial.FrozenTrial]) -> bool:
@@ -227,6 +229,9 @@ class StudySearch(OptunaSearch):
         ot_trial = self._ot_trials[trial_id]
         result = dict(result or {})
         curve = self._curves.pop(trial_id, [])
+        if not result.get("complete") and "val_dice" in result and int(result.get("epoch", 0)) > len(curve):
+            # The result a scheduler stops a trial on reaches on_trial_complete, not on_trial_result.
+            curve.append(float(result["val_dice"]))
         values: list[float] | None = None
         if error or result.get("failed"):
             state = TrialState.FAIL

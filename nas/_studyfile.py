@@ -20,7 +20,7 @@ from nas._config import SYNTHETIC, SearchConfig, load_space, unique_study_name
 from nas._constraints import Constraints
 from nas._errors import ConfigError
 from search_spaces import SearchSpace, SpecError, count_architectures
-from studies import DEFAULT_STORAGE
+from studies import DEFAULT_STORAGE, StudyError
 from trainers import DataError, FilesConfig, SyntheticConfig, TrainConfig, data_config_from_dict
 
 
@@ -87,7 +87,8 @@ class WeightsSection(_Section):
 class StudyFile(_Section):
     """One search, as declared in a YAML file (see ``nas/presets/*.yaml`` for examples)."""
 
-    name: str | None = None
+    #: The study's name (default: unique, search-<time>-<id>); the same name resumes the study.
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
     storage: str = DEFAULT_STORAGE
     data: str | dict[str, Any] = "synthetic"
     space: str | dict[str, Any] = "demo"
@@ -185,9 +186,11 @@ def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
     return model
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe(error: Mapping[str, Any], given_as: Mapping[str, str]) -> str:
     loc = [str(p) for p in error["loc"] if not str(p).startswith(("str", "dict[", "function-"))]
     key = ".".join(loc) or "(top level)"
+    if key in given_as:
+        key = f"{key} (given as {given_as[key]})"
     if error["type"] == "extra_forbidden":
         parent = _model_at(loc[:-1])
         known = list(parent.model_fields) if parent else []
@@ -200,13 +203,14 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{key}: {message} (got {error.get('input')!r})"
 
 
-def validate_study_file(raw: Mapping[str, Any], shown: str) -> StudyFile:
+def validate_study_file(raw: Mapping[str, Any], shown: str, given_as: Mapping[str, str] | None = None) -> StudyFile:
+    """The validated file; errors name each key (and the option that set it, from ``given_as``)."""
     try:
         return StudyFile.model_validate(raw)
     except ValidationError as exc:
         seen: dict[str, None] = {}
         for error in exc.errors():
-            seen.setdefault(_describe(error), None)
+            seen.setdefault(_describe(error, given_as or {}), None)
         raise ConfigError(f"{shown}: " + f"\n{shown}: ".join(seen)) from None
 
 
@@ -260,12 +264,14 @@ def search_config(
     overrides: Sequence[tuple[str, Any]] = (),
     *,
     synthetic: Mapping[str, Any] | None = None,
+    given_as: Mapping[str, str] | None = None,
 ) -> SearchConfig:
     """The validated ``SearchConfig`` of a preset name or YAML file, with dotted-key ``overrides``
-    applied first (so a bad override is reported like a bad key in the file). ``synthetic`` sets
-    fields of built-in data (``n_train``, ``n_val``, ``size``) when the data is synthetic."""
+    applied first (so a bad override is reported like a bad key in the file, with the option that set
+    it from ``given_as``, e.g. ``{"name": "--study"}``). ``synthetic`` sets fields of built-in data
+    (``n_train``, ``n_val``, ``size``) when the data is synthetic."""
     raw, shown, base = read_study_file(source)
-    file = validate_study_file(apply_overrides(raw, overrides), shown)
+    file = validate_study_file(apply_overrides(raw, overrides), shown, given_as)
     try:
         space = _space(file, base)
         trials = file.budget.trials
@@ -294,5 +300,5 @@ def search_config(
             reduction_factor=file.fidelity.reduction_factor,
             baselines=file.baselines,
         )
-    except (ConfigError, SpecError, DataError) as exc:
+    except (ConfigError, SpecError, DataError, StudyError) as exc:
         raise _prefixed(shown, exc) from None

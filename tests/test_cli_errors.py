@@ -33,7 +33,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         (["search", "--epochs", "many"], "--epochs: 'many' is not valid"),
         (["search", "--image-size", "40"], "data.size: 40 is not valid"),
         (["search", "--space", "widset"], "--space: 'widset' is neither a named space"),
-        (["search", "--study", "bad name!"], "--study: 'bad name!' is not valid"),
+        (["search", "--study", "bad name!"], "name (given as --study): String should match pattern"),
         (["search", "--storage", "nonsense"], "not a valid SQLAlchemy URL"),
         (["search", "--storage", "sqlite:///missing/dir/x.db"], "does not exist"),
         (["status", "nope"], "no study database"),

@@ -32,7 +32,7 @@ def test_fast_reader_equals_the_optuna_api_on_every_state(url: str) -> None:
     assert reader.fast
     assert reader.records("rich") == trial_records(rich)
     assert reader.records("small") == trial_records(small)
-    assert {r.state for r in reader.records("rich")} == {"COMPLETE", "PRUNED", "FAIL", "RUNNING"}
+    assert {r.state for r in reader.records("rich")} == {"COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "RUNNING"}
     assert reader.study_names() == ["rich", "small"]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from nas._searcher import MAX_SKIPPED_IN_A_ROW
 from nas.cli import main
 from search_spaces import ArchSpec, build_model
 from studies import load_study, open_storage, pareto_records, trial_records
@@ -122,7 +123,9 @@ def test_export_reproduces_the_recorded_dice(searched: Path, capsys: pytest.Capt
     assert metrics["study"] == STUDY and metrics["trial"] == trial.number
 
 
-def test_a_declared_space_and_a_memory_budget_reach_the_trials(tmp_path: Path) -> None:
+def test_a_declared_space_and_a_memory_budget_reach_the_trials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     space = tmp_path / "space.json"
     space.write_text(
         json.dumps(
@@ -160,12 +163,13 @@ def test_a_declared_space_and_a_memory_budget_reach_the_trials(tmp_path: Path) -
     assert [r.state for r in gated] == ["COMPLETE", "COMPLETE"]
     assert all(r.spec is not None and r.spec["attention"]["placement"].keys() == {"skip"} for r in gated)
     assert all(r.spec is not None and r.spec["backbone"] in ("resunet", "denseunet") for r in gated)
-    tight = load_study(opened, "tight")
-    assert [t.state.name for t in tight.trials] == ["FAIL", "FAIL"]
-    for trial in tight.trials:
-        assert trial.user_attrs["infeasible"] is True
-        assert "exceeds the budget of 0 MiB" in trial.user_attrs["error"] or "MiB" in trial.user_attrs["error"]
-        assert "weights_path" not in trial.user_attrs and trial.user_attrs["peak_memory_mb"] > 0.5
+    tight = trial_records(load_study(opened, "tight"))
+    # Nothing fits in 0.5 MiB: every sample is refused untrained until the searcher gives up.
+    assert len(tight) == MAX_SKIPPED_IN_A_ROW and {r.state for r in tight} == {"INFEASIBLE"}
+    for record in tight:
+        assert record.error is not None and "estimated training peak memory" in record.error
+        assert "> 0" in record.error and record.weights_path is None and (record.peak_memory_mb or 0) > 0.5
+    assert "stopped after 0 of 2 trials" in capsys.readouterr().out
 
 
 def test_an_exception_inside_a_trial_is_reported_not_raised(tmp_path: Path) -> None:
@@ -213,3 +217,44 @@ def test_a_search_on_files_records_the_split_and_every_metric(tmp_path: Path) ->
     for record in trial_records(study):
         assert record.state == "COMPLETE" and record.metrics is not None
         assert set(record.metrics["mean"]) == set(METRIC_NAMES)
+
+
+def test_a_grid_with_early_stopping_runs_every_architecture_and_prunes_honestly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Grid sampler × replicates through Ray, with ASHA: stopped trials are PRUNED with their curve,
+    never on the front; every (architecture, seed) pair runs exactly once."""
+    config = tmp_path / "grid.yaml"
+    config.write_text(
+        f"""
+name: grid
+storage: sqlite:///{tmp_path / "nas.db"}
+data: {{kind: synthetic, size: 32, n_train: 16, n_val: 8}}
+space:
+  blocks: [none, pwa, joint]
+  options: {{joint.similarity: [dot], joint.arrangement: [parallel], joint.shortcut: [inside, outside]}}
+  level_choice: all
+  depths: [3]
+  base_widths: [8]
+sampler: {{name: grid, replicates: 2}}
+fidelity: {{epochs: 4, grace_period: 1, reduction_factor: 3}}
+concurrency: 2
+out_dir: {tmp_path / "runs"}
+"""
+    )
+    assert main(["search", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "grid sampler, 8 of 8 trials to run" in out and "running " in out and "front " in out
+    records = trial_records(load_study(open_storage(f"sqlite:///{tmp_path / 'nas.db'}", create=False), "grid"))
+    assert len(records) == 8 and {r.state for r in records} <= {"COMPLETE", "PRUNED"}
+    assert sorted((r.spec_hash, r.seed) for r in records) == sorted(
+        {(r.spec_hash, seed) for r in records for seed in (0, 1)}
+    )
+    assert len({r.spec_hash for r in records}) == 4
+    pruned = [r for r in records if r.state == "PRUNED"]
+    assert pruned, "ASHA stopped no trial (reduction factor 3 keeps only the top third at each rung)"
+    for record in pruned:
+        assert 1 <= len(record.history) < 4 and record.weights_path is None
+    front = {r.number for r in pareto_records(records)}
+    assert front and not front & {r.number for r in pruned}
+    assert all(r.epochs == 4 and len(r.history) == 4 for r in records if r.state == "COMPLETE")

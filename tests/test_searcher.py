@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
 import pytest
+from ray.tune.search import Searcher
 
-from nas import DefineByRun, StudySearch
-from search_spaces import ArchSpec, SampleContext, SearchSpace
+from nas import Constraints, DefineByRun, Screen, StudySearch
+from search_spaces import ArchSpec, SampleContext, SearchSpace, build_model
 from studies import (
     ATTR_ERROR,
     ATTR_HISTORY,
@@ -17,8 +19,10 @@ from studies import (
     create_study,
     open_storage,
     pareto_records,
+    spent_trials,
 )
 from studies import trial_records as records_of
+from trainers import model_cost
 
 
 @pytest.fixture
@@ -103,3 +107,90 @@ def test_nan_objective_is_a_failure_not_a_result(searcher: StudySearch) -> None:
     searcher.suggest("a")
     searcher.on_trial_complete("a", {**result(3, float("nan"), complete=True)})
     assert searcher._ot_study is not None and searcher._ot_study.trials[0].state.name == "FAIL"
+
+
+def test_a_spec_over_the_constraints_is_infeasible_untrained_and_steers_the_sampler(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", create=True)
+    create_study(storage, "s")
+    space = SearchSpace(blocks=("none",), depths=(3,), base_widths=(8, 16))
+    cheap = model_cost(build_model(ArchSpec(channels=(8, 16, 32))), (1, 32, 32))
+    searcher = StudySearch(
+        define_by_run=DefineByRun(space, SampleContext()),
+        storage=storage,
+        study_name="s",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        epochs=3,
+        screen=Screen(Constraints(max_gflops=cheap.gflops * 1.01), (1, 32, 32)),
+    )
+    config = searcher.suggest("a")  # whatever was sampled before, this one trains: width 8
+    assert isinstance(config, dict) and config["spec"]["channels"] == [8, 16, 32]
+    study = searcher._ot_study
+    assert study is not None
+    refused = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert searcher.skipped["infeasible"] == len(refused)
+    for trial in refused:  # every width-16 net: refused untrained, its violation recorded for the sampler
+        assert trial.user_attrs["infeasible"] is True and "GFLOPs" in trial.user_attrs["error"]
+        assert trial.constraints["cost"] > 0 and trial.values[0] == 0.0
+    searcher.on_trial_complete("a", result(3, 0.5, complete=True))
+    records = records_of(study)
+    assert {r.state for r in records} <= {"INFEASIBLE", "COMPLETE"}
+    assert [r.state for r in pareto_records(records)] == ["COMPLETE"]
+    assert study.trials[-1].constraints == {"cost": 0.0}
+
+
+def test_a_duplicate_reuses_the_result_and_the_budget_counts_training_only(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", create=True)
+    create_study(storage, "s")
+    space = SearchSpace(blocks=("none",), depths=(3,), base_widths=(8,))  # a single architecture
+    searcher = StudySearch(
+        define_by_run=DefineByRun(space, SampleContext()),
+        storage=storage,
+        study_name="s",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        epochs=3,
+        trial_budget=2,
+    )
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {**result(3, 0.4, complete=True), "weights_path": "/w.pt"})
+    # Every later sample is the same spec: reused, never trained, until the space counts as exhausted.
+    assert searcher.suggest("b") == Searcher.FINISHED
+    study = searcher._ot_study
+    assert study is not None
+    records = records_of(study)
+    assert records[0].state == "COMPLETE" and records[1].state == "REUSED"
+    assert records[1].reused_from == 0 and records[1].values == records[0].values
+    assert records[1].weights_path is None and records[1].spec == records[0].spec
+    assert [r.number for r in pareto_records(records)] == [0]
+    assert spent_trials(records) == 1
+
+
+def test_the_trial_budget_is_shared_by_every_driver_of_the_study(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    create_study(open_storage(url, create=True), "s")
+
+    def driver() -> StudySearch:
+        return StudySearch(
+            define_by_run=DefineByRun(SearchSpace(), SampleContext(), replicates=2),
+            storage=open_storage(url, create=False),
+            study_name="s",
+            sampler=optuna.samplers.RandomSampler(seed=0),
+            epochs=3,
+            trial_budget=3,
+        )
+
+    one, two = driver(), driver()
+    assert isinstance(one.suggest("a"), dict) and isinstance(two.suggest("a"), dict)
+    config = one.suggest("b")
+    assert isinstance(config, dict) and config["seed"] in (0, 1)  # replicates: the training seed is sampled
+    assert two.suggest("b") == Searcher.FINISHED  # three trials run: the budget is spent
+    trial = one._ot_trials["b"]
+    assert trial.user_attrs["seed"] == config["seed"] and trial.user_attrs["driver"]["pid"] == os.getpid()
+
+
+def test_the_result_a_scheduler_stops_a_trial_on_stays_on_its_curve(searcher: StudySearch) -> None:
+    searcher.suggest("a")
+    searcher.on_trial_result("a", result(1, 0.2))
+    searcher.on_trial_complete("a", result(2, 0.3))  # Tune sends the stopping result here only
+    study = searcher._ot_study
+    assert study is not None and study.trials[0].state.name == "PRUNED"
+    assert [h["val_dice"] for h in study.trials[0].user_attrs[ATTR_HISTORY]] == [0.2, 0.3]

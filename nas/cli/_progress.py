@@ -29,9 +29,12 @@ class ProgressView:
     """Prints ``progress_line`` after every trial (``on_progress`` of ``run_search``)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stdout
+        self._stream = stream  # None: whatever sys.stdout is when a line is printed (Ray pickles this)
         self.lines = 0
 
+    def __getstate__(self) -> dict[str, object]:
+        return {"_stream": None, "lines": self.lines}
+
     def update(self, records: list[TrialRecord], running: int) -> None:
-        print("    " + progress_line(records, running), file=self.stream, flush=True)
+        print("    " + progress_line(records, running), file=self._stream or sys.stdout, flush=True)
         self.lines += 1

@@ -165,14 +165,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace) -> SearchConfig:
     """The study file (or preset) ``args.config`` with the given flags and ``--set`` overrides applied."""
-    overrides = [(key, getattr(args, flag)) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None]
+    given = {flag: key for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
+    overrides = [(key, getattr(args, flag)) for flag, key in given.items()]
     overrides += [parse_override(text) for text in args.overrides]
+    given_as = {key: "--" + flag.replace("_", "-") for flag, key in given.items()}
     synthetic = {"n_train": args.train_images, "n_val": args.val_images, "size": args.image_size}
     if args.data is not None and args.data not in SYNTHETIC:
         # A JSON file of data fields, read as before (its relative paths are taken from its folder).
-        config = search_config(args.config, [o for o in overrides if o[0] != "data"], synthetic=synthetic)
+        overrides = [o for o in overrides if o[0] != "data"]
+        config = search_config(args.config, overrides, synthetic=synthetic, given_as=given_as)
         return dataclasses.replace(config, data=data_config(args.data, seed=config.seed))
-    return search_config(args.config, overrides, synthetic=synthetic)
+    return search_config(args.config, overrides, synthetic=synthetic, given_as=given_as)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -193,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print()
     print(f"study {outcome.study}: {counts_line(outcome.records)} in {outcome.seconds:.0f} s")
+    if outcome.stopped_early:
+        print(f"note: {outcome.stopped_early}")
     print(pareto_table(outcome.records))
     print()
     print(f"study database: {outcome.storage}  (study name {outcome.study})")
