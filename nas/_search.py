@@ -190,13 +190,19 @@ def _init_ray(config: SearchConfig) -> bool:
 
 
 def run_search(
-    config: SearchConfig, on_event: OnEvent | None = None, on_progress: OnProgress | None = None
+    config: SearchConfig,
+    on_event: OnEvent | None = None,
+    on_progress: OnProgress | None = None,
+    *,
+    trainable: Callable[..., None] | None = None,
 ) -> SearchOutcome:
     """Run the search ``config`` describes and record it in its study; returns where everything went.
 
     If the study exists (same data, space and training), the search resumes it: trials orphaned by a
     stopped driver are marked FAIL and retried, and the trial budget counts what the study already
     spent. ``on_event`` gets progress lines, ``on_progress`` the study's records after every trial.
+    ``trainable`` replaces ``run_trial`` (same keyword arguments); benchmarks use it to time the
+    orchestration on trivial trials.
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
@@ -254,8 +260,8 @@ def run_search(
         )
     started_ray = _init_ray(config)
     try:
-        trainable = tune.with_parameters(
-            run_trial,
+        wrapped = tune.with_parameters(
+            trainable or run_trial,
             data=data,
             train_config=config.train,
             artifact_dir=str(config.study_dir),
@@ -263,7 +269,7 @@ def run_search(
         )
         resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
         tuner = tune.Tuner(
-            tune.with_resources(trainable, resources),
+            tune.with_resources(wrapped, resources),
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=config.concurrency),
                 scheduler=scheduler,
