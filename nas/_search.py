@@ -21,6 +21,7 @@ from nas._searcher import MAX_SKIPPED_IN_A_ROW, DefineByRun, StudySearch
 from nas._trainable import run_trial
 from search_spaces import SampleContext, baseline_params, block_info, enumerate_specs
 from studies import (
+    StudyExistsError,
     TrialRecord,
     create_study,
     load_study,
@@ -106,7 +107,7 @@ def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
     for varies in ("threads_per_trial", "device", "amp"):
         train.pop(varies, None)
     picked = {key: attrs.get(key) for key in ("data", "space", "input_shape", "replicates")}
-    return json.loads(json.dumps({**picked, "train": train}))
+    return json.loads(json.dumps({**picked, "train": train if "train" in attrs else None}))
 
 
 def _open_or_resume(
@@ -114,9 +115,18 @@ def _open_or_resume(
 ) -> tuple[optuna.Study, bool]:
     """Create the study, or load it when it exists and was made by the same data, space and training."""
     if config.study not in study_names(storage):
-        return create_study(storage, config.study, attrs=attrs), False
+        try:
+            return create_study(storage, config.study, attrs=attrs), False
+        except (StudyExistsError, optuna.exceptions.DuplicatedStudyError):
+            pass  # another driver created it a moment ago: join it
     study = load_study(storage, config.study)
-    before, now = _comparable(dict(study.user_attrs)), _comparable(attrs)
+    now = _comparable(attrs)
+    before = _comparable(dict(study.user_attrs))
+    for _ in range(60):  # a driver that has just created the study may still be writing its attributes
+        if all(before.get(key) is not None or now[key] is None for key in now):
+            break
+        time.sleep(0.5)
+        before = _comparable(dict(load_study(storage, config.study).user_attrs))
     for key in now:
         if before.get(key) != now[key]:
             differs = key

@@ -72,6 +72,15 @@ class DefineByRun:
         return config
 
 
+#: Trial user attribute: where the trial ran ({"node_id", "hostname", "pid"} of its Ray worker).
+ATTR_WORKER = "worker"
+
+
+def worker_of(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a Tune result came from: the Ray node id (reported by the trial), host and worker pid."""
+    return {"node_id": result.get("node_id", ""), "hostname": result.get("hostname"), "pid": result.get("pid")}
+
+
 #: What a reused duplicate copies from the trial it reuses: the result, not that trial's provenance
 #: (its driver, weights file, or which orphan it retried).
 REUSED_ATTRS = (
@@ -150,6 +159,7 @@ class StudySearch(OptunaSearch):
         self._driver = this_driver()
         self.skipped: dict[str, int] = {"infeasible": 0, "reused": 0}
         self.exhausted = False  # set when the searcher gave up on finding a spec worth training
+        self._placed: set[str] = set()  # trials whose worker is recorded
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         assert self._ot_study is not None
@@ -221,7 +231,11 @@ class StudySearch(OptunaSearch):
         if "val_dice" in result and not result.get("complete"):
             self._curves.setdefault(trial_id, []).append(float(result["val_dice"]))
             if trial_id in self._ot_trials:
-                self._ot_trials[trial_id].set_user_attr(ATTR_HEARTBEAT, time.time())
+                trial = self._ot_trials[trial_id]
+                trial.set_user_attr(ATTR_HEARTBEAT, time.time())
+                if trial_id not in self._placed:
+                    self._placed.add(trial_id)
+                    trial.set_user_attr(ATTR_WORKER, worker_of(result))
 
     def on_trial_complete(self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:

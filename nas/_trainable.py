@@ -58,6 +58,7 @@ def run_trial(
             "params": cost.params,
             "peak_memory_mb": cost.peak_memory_mb,
             "complete": False,
+            "node_id": _node_id(),
         }
         if "seed" in config:
             train_config = dataclasses.replace(train_config, seed=int(config["seed"]))
@@ -103,6 +104,16 @@ def run_trial(
                 "error": f"{type(exc).__name__}: {exc}\n{tail}",
             }
         )
+
+
+def _node_id() -> str:
+    """The Ray node this trial runs on (its id, unique across a cluster even on one host)."""
+    import ray
+
+    try:
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # outside a Ray worker (tests calling run_trial directly)
+        return ""
 
 
 def _measured_costs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:

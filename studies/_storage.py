@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
     else:
         engine_kwargs["pool_pre_ping"] = True
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
+        storage = _rdb_storage(url, engine_kwargs)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if parsed.get_backend_name() == "postgresql" and "import" in reason.lower():
@@ -82,6 +83,22 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
     if path is not None:
         _use_wal(storage, shown)
     return storage
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage. Two drivers opening a fresh database at once both create its tables;
+    on PostgreSQL the slower one fails on a duplicate catalogue entry. The tables then exist, so
+    opening again succeeds."""
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            racing = "already exists" in str(exc) or "duplicate key" in str(exc)
+            if not racing or attempt == attempts - 1:
+                raise
+            logger.info("storage: another process is creating the tables; opening again")
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _use_wal(storage: optuna.storages.RDBStorage, shown: str) -> None:

@@ -1,0 +1,137 @@
+"""Searches on shared infrastructure: a real two-node Ray cluster, a worker killed mid-trial, and two
+``nas search`` processes on one PostgreSQL study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas.cli import main
+from studies import spent_trials, trial_records
+from tests.conftest import postgres_database
+
+RAY = str(Path(sys.executable).parent / "ray")
+#: A stale ~/.ray/auth_token would switch a `ray start` head to token authentication.
+RAY_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def study_file(tmp_path: Path, storage: str, **extra: str) -> Path:
+    lines = "\n".join(f"{key}: {value}" for key, value in extra.items())
+    path = tmp_path / "study.yaml"
+    path.write_text(
+        f"""
+name: shared
+storage: {storage}
+data: {{kind: synthetic, size: 32, n_train: 16, n_val: 8}}
+space: {{blocks: [none, pwa, sa], options: {{sa.similarity: [dot]}}, depths: [3], base_widths: [8, 16]}}
+out_dir: {tmp_path / "runs"}
+{lines}
+"""
+    )
+    return path
+
+
+@pytest.fixture
+def two_node_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``ray start --head`` plus a second ``ray start --address`` node, one CPU each, on this machine."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    head = [RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
+    try:
+        subprocess.run([*head, "--disable-usage-stats"], env=RAY_ENV, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [RAY, "start", f"--address={address}", "--num-cpus=1", "--disable-usage-stats"],
+            env=RAY_ENV,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+        yield address
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=RAY_ENV, capture_output=True, timeout=120)
+
+
+def test_a_search_attached_to_a_two_node_cluster_places_trials_on_both_nodes(
+    tmp_path: Path, two_node_cluster: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = study_file(tmp_path, url, budget="{trials: 4}", fidelity="{epochs: 4}", concurrency="2")
+    assert main(["search", str(config), "--address", two_node_cluster, "--cpus-per-trial", "1"]) == 0
+    trials = optuna.load_study(study_name="shared", storage=url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    nodes = {t.user_attrs["worker"]["node_id"] for t in trials}
+    assert len(nodes) == 2, f"every trial ran on one node: {nodes}"  # two 1-CPU nodes, two trials at a time
+
+
+def test_a_worker_killed_mid_trial_is_recorded_fail_and_the_search_finishes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = study_file(tmp_path, url, budget="{trials: 3}", fidelity="{epochs: 40}", concurrency="1")
+    killed: list[int] = []
+
+    def kill_first_worker() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            try:
+                study = optuna.load_study(study_name="shared", storage=url)
+            except KeyError:
+                continue
+            for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                worker = trial.user_attrs.get("worker")
+                if worker and worker.get("pid"):
+                    os.kill(int(worker["pid"]), signal.SIGKILL)
+                    killed.append(trial.number)
+                    return
+
+    killer = threading.Thread(target=kill_first_worker, daemon=True)
+    killer.start()
+    assert main(["search", str(config)]) == 0
+    killer.join(timeout=5)
+    assert killed, "no running trial was seen to kill"
+    records = {r.number: r for r in trial_records(optuna.load_study(study_name="shared", storage=url))}
+    victim = records[killed[0]]
+    assert victim.state == "FAIL" and victim.error is not None and "worker" in victim.error
+    assert all(r.state != "RUNNING" for r in records.values())
+    assert sum(r.state == "COMPLETE" for r in records.values()) == 2  # the search went on and finished
+
+
+def test_two_search_processes_share_one_postgresql_study(tmp_path: Path) -> None:
+    for url in postgres_database():
+        config = study_file(tmp_path, url, budget="{trials: 4}", fidelity="{epochs: 3}", concurrency="1")
+        drivers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "nas", "search", str(config)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [d.communicate(timeout=400)[0] for d in drivers]
+        assert [d.returncode for d in drivers] == [0, 0], outputs
+        study = optuna.load_study(study_name="shared", storage=url)
+        records = trial_records(study)
+        assert all(r.state not in ("RUNNING", "WAITING") for r in records)
+        # The budget is shared: each driver stops once the study has spent it (a driver that asked
+        # at the same moment as the other may add one trial).
+        assert 4 <= spent_trials(records) <= 5
+        pids = {t.user_attrs["driver"]["pid"] for t in study.trials if "driver" in t.user_attrs}
+        assert len(pids) == 2, "one driver did all the work"
+        assert sum(r.state == "COMPLETE" for r in records) >= 4
