@@ -14,7 +14,7 @@ from typing import Any
 from nas._constraints import Constraints
 from nas._errors import ConfigError
 from search_spaces import SearchSpace, SpecError
-from studies import DEFAULT_STORAGE, parse_storage_url
+from studies import DEFAULT_STORAGE, OBJECTIVES, check_objectives, parse_storage_url
 from trainers import (
     DataError,
     FilesConfig,
@@ -114,6 +114,8 @@ class SearchConfig:
     reduction_factor: float = 3.0
     #: Enqueue the reference points first: no attention, pwa, sa and the presets the space holds.
     baselines: bool = True
+    #: 2 or 3 of dice (max), gflops, params, latency, memory (min).
+    objectives: tuple[str, ...] = OBJECTIVES
 
     def __post_init__(self) -> None:
         if not _STUDY_NAME.match(self.study):
@@ -128,6 +130,7 @@ class SearchConfig:
                 raise ConfigError(f"--{name}: {value!r} is not valid; expected a positive integer")
         if not self.cpus_per_trial > 0:
             raise ConfigError(f"--cpus-per-trial: {self.cpus_per_trial!r} is not valid; expected a number > 0")
+        object.__setattr__(self, "objectives", check_objectives(self.objectives))
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler.name: {self.sampler!r} is not valid; expected one of {', '.join(SAMPLERS)}")
         for name in ("population", "grace_period"):
@@ -173,6 +176,7 @@ class SearchConfig:
             "keep_top": self.keep_top,
             "seed": self.seed,
             "sampler": self.sampler,
+            "objectives": list(self.objectives),
             "replicates": self.replicates,
             "trial_budget": self.trials,
             "fidelity": {

@@ -106,7 +106,7 @@ def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
     train = dict(attrs.get("train") or {})
     for varies in ("threads_per_trial", "device", "amp"):
         train.pop(varies, None)
-    picked = {key: attrs.get(key) for key in ("data", "space", "input_shape", "replicates")}
+    picked = {key: attrs.get(key) for key in ("data", "space", "input_shape", "replicates", "objectives")}
     return json.loads(json.dumps({**picked, "train": train if "train" in attrs else None}))
 
 
@@ -116,7 +116,7 @@ def _open_or_resume(
     """Create the study, or load it when it exists and was made by the same data, space and training."""
     if config.study not in study_names(storage):
         try:
-            return create_study(storage, config.study, attrs=attrs), False
+            return create_study(storage, config.study, attrs=attrs, objectives=config.objectives), False
         except (StudyExistsError, optuna.exceptions.DuplicatedStudyError):
             pass  # another driver created it a moment ago: join it
     study = load_study(storage, config.study)
@@ -254,6 +254,7 @@ def run_search(
         trial_budget=budget,
         screen=Screen(config.constraints, data.input_shape),
         seed=config.train.seed,
+        objectives=config.objectives,
     )
     scheduler = None
     if config.grace_period is not None:

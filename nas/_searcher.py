@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from nas._resume import ATTR_DRIVER, ATTR_HEARTBEAT, this_driver
 from search_spaces import ArchSpec, SampleContext, SearchSpace, sample_spec
 from studies import (
     ATTR_BEST_EPOCH,
+    ATTR_DICE,
     ATTR_EPOCHS,
     ATTR_ERROR,
     ATTR_FLOPS,
@@ -38,7 +39,7 @@ from studies import (
     ATTR_SPEC_HASH,
     ATTR_TEST_METRICS,
     ATTR_WEIGHTS,
-    DIRECTIONS,
+    OBJECTIVE_DIRECTIONS,
     OBJECTIVES,
     prune_weights,
     record_from_trial,
@@ -84,6 +85,7 @@ def worker_of(result: Mapping[str, Any]) -> dict[str, Any]:
 #: What a reused duplicate copies from the trial it reuses: the result, not that trial's provenance
 #: (its driver, weights file, or which orphan it retried).
 REUSED_ATTRS = (
+    ATTR_DICE,
     ATTR_SPEC,
     ATTR_SPEC_HASH,
     ATTR_LABEL,
@@ -141,11 +143,12 @@ class StudySearch(OptunaSearch):
         trial_budget: int | None = None,
         screen: Screen | None = None,
         seed: int = 0,
+        objectives: Sequence[str] = OBJECTIVES,
     ) -> None:
         super().__init__(
             space=define_by_run,
-            metric=list(OBJECTIVES),
-            mode=["max" if d == "maximize" else "min" for d in DIRECTIONS],
+            metric=list(objectives),
+            mode=["max" if OBJECTIVE_DIRECTIONS[n] == "maximize" else "min" for n in objectives],
             sampler=sampler,
             study_name=study_name,
             storage=storage,
@@ -153,6 +156,7 @@ class StudySearch(OptunaSearch):
         self._epochs = epochs
         self._keep_top = keep_top  # None: keep every trial's weights
         self._curves: dict[str, list[float]] = {}
+        self._objectives = tuple(objectives)
         self._trial_budget = trial_budget
         self._screen = screen
         self._seed = seed
@@ -202,7 +206,15 @@ class StudySearch(OptunaSearch):
                 ot_trial.set_user_attr(ATTR_INFEASIBLE, True)
                 ot_trial.set_user_attr(ATTR_ERROR, reason)
                 ot_trial.set_user_attr(ATTR_EPOCHS, 0)
-                self._ot_study.tell(ot_trial, [0.0, cost.gflops], state=TrialState.COMPLETE)
+                untrained = {
+                    "dice": 0.0,
+                    "gflops": cost.gflops,
+                    "params": float(cost.params),
+                    "latency": math.inf,  # never measured
+                    "memory": cost.peak_memory_mb,
+                }
+                values = [untrained[name] for name in self._objectives]
+                self._ot_study.tell(ot_trial, values, state=TrialState.COMPLETE)
                 self.skipped["infeasible"] += 1
                 logger.info("trial %d refused untrained: %s", ot_trial.number, reason)
                 return True
@@ -252,7 +264,8 @@ class StudySearch(OptunaSearch):
             text = result.get("error") or "the trial's worker process died or raised outside the trainer"
             ot_trial.set_user_attr(ATTR_ERROR, str(text)[:4000])
         elif result.get("complete"):
-            values = [float(result[name]) for name in OBJECTIVES]
+            values = [float(result[name]) for name in self._objectives]
+            ot_trial.set_user_attr(ATTR_DICE, float(result["dice"]))
             state = TrialState.COMPLETE if all(math.isfinite(v) for v in values) else TrialState.FAIL
             ot_trial.set_user_attr(ATTR_WEIGHTS, result.get("weights_path"))
             ot_trial.set_user_attr(ATTR_BEST_EPOCH, result.get("best_epoch"))

@@ -92,6 +92,10 @@ class StudyFile(_Section):
     storage: str = DEFAULT_STORAGE
     data: str | dict[str, Any] = "synthetic"
     space: str | dict[str, Any] = "demo"
+    #: 2 or 3 objectives: dice is maximised, the others minimised.
+    objectives: list[Literal["dice", "gflops", "params", "latency", "memory"]] = Field(
+        default_factory=lambda: ["dice", "gflops"], min_length=2, max_length=3
+    )
     constraints: ConstraintsSection = ConstraintsSection()
     sampler: SamplerSection = SamplerSection()
     budget: BudgetSection = BudgetSection()
@@ -299,6 +303,7 @@ def search_config(
             grace_period=file.fidelity.grace_period,
             reduction_factor=file.fidelity.reduction_factor,
             baselines=file.baselines,
+            objectives=tuple(file.objectives),
         )
     except (ConfigError, SpecError, DataError, StudyError) as exc:
         raise _prefixed(shown, exc) from None

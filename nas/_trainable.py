@@ -59,6 +59,10 @@ def run_trial(
             "peak_memory_mb": cost.peak_memory_mb,
             "complete": False,
             "node_id": _node_id(),
+            # Every objective the searcher may optimise must be in every result (Tune checks):
+            # latency and memory are measured after training, NaN until then.
+            "latency": float("nan"),
+            "memory": float("nan"),
         }
         if "seed" in config:
             train_config = dataclasses.replace(train_config, seed=int(config["seed"]))
@@ -85,6 +89,8 @@ def run_trial(
                 "loss_history": [h["loss"] for h in result.history],
                 "train_seconds": result.seconds,
                 **measured,
+                "latency": measured["latency_ms"],
+                "memory": measured["measured_memory_mb"],
                 # JSON text: Tune flattens nested dicts in results, the searcher wants the structure.
                 "val_metrics_json": json.dumps(result.metrics.to_dict() if result.metrics else None),
                 "test_metrics_json": json.dumps(result.test_metrics.to_dict() if result.test_metrics else None),
@@ -96,9 +102,7 @@ def run_trial(
         # Tune checks that every result names the objectives; NaN marks them as absent.
         tune.report(
             {
-                "dice": float("nan"),
-                "gflops": float("nan"),
-                "val_dice": float("nan"),
+                **{name: float("nan") for name in ("dice", "gflops", "params", "latency", "memory", "val_dice")},
                 "failed": True,
                 "complete": False,
                 "error": f"{type(exc).__name__}: {exc}\n{tail}",

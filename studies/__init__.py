@@ -9,6 +9,7 @@ from studies._pareto import hypervolume_2d, pareto_mask
 from studies._reader import KNOWN_SCHEMA_REVISIONS, StudyReader
 from studies._records import (
     ATTR_BEST_EPOCH,
+    ATTR_DICE,
     ATTR_EPOCHS,
     ATTR_ERROR,
     ATTR_FLOPS,
@@ -41,12 +42,22 @@ from studies._records import (
 )
 from studies._select import best_under_budget, knee_record
 from studies._storage import DEFAULT_STORAGE, open_storage, parse_storage_url, redact, sqlite_path
-from studies._study import DIRECTIONS, OBJECTIVES, create_study, load_study, study_names
+from studies._study import (
+    DIRECTIONS,
+    OBJECTIVE_DIRECTIONS,
+    OBJECTIVES,
+    check_objectives,
+    create_study,
+    load_study,
+    study_names,
+    study_objectives,
+)
 from studies._weights import ATTR_PRUNED_WEIGHTS, prune_weights, pruned_weights
 
 __all__ = [
     "ARCH_FILE",
     "ATTR_BEST_EPOCH",
+    "ATTR_DICE",
     "ATTR_EPOCHS",
     "ATTR_ERROR",
     "ATTR_FLOPS",
@@ -74,6 +85,7 @@ __all__ = [
     "KNOWN_SCHEMA_REVISIONS",
     "METRICS_FILE",
     "OBJECTIVES",
+    "OBJECTIVE_DIRECTIONS",
     "REUSED",
     "TORCHSCRIPT_FILE",
     "WEIGHTS_FILE",
@@ -85,6 +97,7 @@ __all__ = [
     "StudyReader",
     "TrialRecord",
     "best_under_budget",
+    "check_objectives",
     "complete_records",
     "create_study",
     "export_trial",
@@ -106,5 +119,6 @@ __all__ = [
     "sqlite_path",
     "state_counts",
     "study_names",
+    "study_objectives",
     "trial_records",
 ]

@@ -27,7 +27,7 @@ from sqlalchemy import column, select, table, text
 
 from studies._errors import StorageError
 from studies._records import TrialRecord, record_from_parts, trial_records
-from studies._study import load_study, study_names
+from studies._study import OBJECTIVES, load_study, study_names
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ _CHUNK = 500  # ids per IN (...) list: far below SQLite's and PostgreSQL's param
 
 # The columns of Optuna's tables that a record needs (lightweight constructs: the dialect quotes names).
 _STUDIES = table("studies", column("study_id"), column("study_name"))
+_STUDY_SYSTEM = table("study_system_attributes", column("study_id"), column("key"), column("value_json"))
 _TRIALS = table(
     "trials",
     column("trial_id"),
@@ -145,6 +146,12 @@ class StudyReader:
                 load_study(self._storage, name)  # raises StudyNotFoundError with the listing
                 raise StorageError(f"storage: study {name!r} vanished while it was being read")
             study_id = int(row[0])
+            names = conn.execute(
+                select(_STUDY_SYSTEM.c.value_json).where(
+                    _STUDY_SYSTEM.c.study_id == study_id, _STUDY_SYSTEM.c.key == "study:metric_names"
+                )
+            ).first()
+            objectives = tuple(json.loads(names[0])) if names else OBJECTIVES
             cache = self._cache.get(name)
             if cache is None or cache.study_id != study_id:  # new, or deleted and created under a new id
                 cache = self._cache[name] = _StudyCache(study_id)
@@ -174,6 +181,7 @@ class StudyReader:
                         tuple(vals[k] for k in sorted(vals)) if vals else None,
                         attrs.get(int(trial_id), {}),
                         duration,
+                        objectives,
                     )
                     seen[int(trial_id)] = (number, state, start)
             for gone in set(known) - {int(h[0]) for h in heads}:

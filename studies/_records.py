@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 
 from studies._pareto import pareto_mask
-from studies._study import DIRECTIONS
+from studies._study import OBJECTIVE_DIRECTIONS, OBJECTIVES, study_objectives
 
 # Names of the trial user attributes a search writes.
 ATTR_SPEC = "spec"
@@ -32,6 +32,7 @@ ATTR_TEST_METRICS = "test_metrics"  # the same on the data's test split, when it
 ATTR_LATENCY = "latency_ms"  # measured forward latency at batch 1
 ATTR_MEASURED_MEMORY = "measured_memory_mb"  # measured peak memory of one training step
 ATTR_METRICS = "val_metrics"  # {"mean": {name: value}, "per_class": {class: {name: value}}, "images": n}
+ATTR_DICE = "dice"  # best validation Dice, whether or not Dice is an objective
 ATTR_SEED = "seed"  # the training seed, when the study trains each architecture with several
 ATTR_REUSED_FROM = "reused_from"  # a duplicate (same spec, budget and seed): the trial whose result it reuses
 ATTR_ORPHANED = "orphaned"  # FAIL because the driver died while the trial ran (it was enqueued again)
@@ -73,15 +74,30 @@ class TrialRecord:
     seed: int | None = None
     reused_from: int | None = None
     orphaned: bool = False
+    #: The study's objectives: what ``values`` hold, in order.
+    objectives: tuple[str, ...] = OBJECTIVES
+    best_dice: float | None = None  # ATTR_DICE
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def objective(self, name: str) -> float | None:
+        """The value of objective ``name`` (one of ``OBJECTIVE_DIRECTIONS``) for this trial, if known."""
+        if self.values is not None and name in self.objectives:
+            return self.values[self.objectives.index(name)]
+        return {
+            "dice": self.best_dice,
+            "gflops": None if self.flops is None else self.flops / 1e9,
+            "params": None if self.params is None else float(self.params),
+            "latency": self.latency_ms,
+            "memory": self.measured_memory_mb,
+        }[name]
 
     @property
     def dice(self) -> float | None:
-        return None if self.values is None else self.values[0]
+        return self.objective("dice")
 
     @property
     def gflops(self) -> float | None:
-        return None if self.values is None else self.values[1]
+        return self.objective("gflops")
 
     @property
     def block(self) -> str:
@@ -96,10 +112,10 @@ class TrialRecord:
         return block
 
 
-def record_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRecord:
+def record_from_trial(trial: optuna.trial.FrozenTrial, objectives: Sequence[str] = OBJECTIVES) -> TrialRecord:
     duration = trial.duration.total_seconds() if trial.duration is not None else None
     values = tuple(float(v) for v in trial.values) if trial.values is not None else None
-    return record_from_parts(trial.number, trial.state.name, values, trial.user_attrs, duration)
+    return record_from_parts(trial.number, trial.state.name, values, trial.user_attrs, duration, objectives)
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -112,6 +128,7 @@ def record_from_parts(
     values: tuple[float, ...] | None,
     attrs: Mapping[str, Any],
     duration_s: float | None,
+    objectives: Sequence[str] = OBJECTIVES,
 ) -> TrialRecord:
     """The one place user attributes become a record (Optuna's API and the fast SQL reader both use it)."""
     if attrs.get(ATTR_INFEASIBLE):
@@ -143,6 +160,8 @@ def record_from_parts(
         seed=attrs.get(ATTR_SEED),
         reused_from=attrs.get(ATTR_REUSED_FROM),
         orphaned=bool(attrs.get(ATTR_ORPHANED, False)),
+        objectives=tuple(objectives),
+        best_dice=_float_or_none(attrs.get(ATTR_DICE)),
     )
 
 
@@ -157,7 +176,8 @@ def spent_trials(records: Sequence[TrialRecord]) -> int:
 
 def trial_records(study: optuna.Study) -> list[TrialRecord]:
     """Every trial of ``study`` as a record, in trial-number order."""
-    return [record_from_trial(t) for t in study.get_trials(deepcopy=False)]
+    objectives = study_objectives(study)
+    return [record_from_trial(t, objectives) for t in study.get_trials(deepcopy=False)]
 
 
 def complete_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
@@ -168,14 +188,16 @@ def complete_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
 
 
 def pareto_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
-    """The Pareto set (max Dice, min GFLOPs) among complete trials, sorted by GFLOPs."""
+    """The Pareto set over the study's objectives (default: max Dice, min GFLOPs) among complete
+    trials, sorted by GFLOPs."""
     done = complete_records(records)
     if not done:
         return []
+    objectives = done[0].objectives
     values = np.array([r.values for r in done], dtype=float)
-    mask = pareto_mask(values, [d == "maximize" for d in DIRECTIONS])
+    mask = pareto_mask(values, [OBJECTIVE_DIRECTIONS[n] == "maximize" for n in objectives])
     front = [r for r, keep in zip(done, mask, strict=True) if keep]
-    return sorted(front, key=lambda r: (r.values or (0.0, 0.0))[1])
+    return sorted(front, key=lambda r: r.gflops if r.gflops is not None else math.inf)
 
 
 def state_counts(records: Sequence[TrialRecord]) -> dict[str, int]:

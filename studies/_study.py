@@ -5,18 +5,42 @@ from __future__ import annotations
 import difflib
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import optuna
 
-from studies._errors import StudyExistsError, StudyNotFoundError
+from studies._errors import StudyError, StudyExistsError, StudyNotFoundError
 
 logger = logging.getLogger(__name__)
 
-#: The objectives of a search, in the order Optuna stores their values.
+#: The default objectives of a search, in the order Optuna stores their values.
 OBJECTIVES: tuple[str, ...] = ("dice", "gflops")
 DIRECTIONS: tuple[Literal["maximize", "minimize"], ...] = ("maximize", "minimize")
+#: Every objective a study may optimise: validation Dice; GFLOPs and parameters (counted); forward
+#: latency at batch 1 and peak training memory (measured on the trial's device).
+OBJECTIVE_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
+    "dice": "maximize",
+    "gflops": "minimize",
+    "params": "minimize",
+    "latency": "minimize",
+    "memory": "minimize",
+}
+
+
+def check_objectives(objectives: Sequence[str], field: str = "objectives") -> tuple[str, ...]:
+    """``objectives`` if they are 2 or 3 distinct known names, else a ``StudyError`` naming ``field``."""
+    names = tuple(objectives)
+    unknown = [n for n in names if n not in OBJECTIVE_DIRECTIONS]
+    if unknown:
+        raise StudyError(
+            f"{field}: {unknown[0]!r} is not an objective; expected 2 or 3 of {', '.join(OBJECTIVE_DIRECTIONS)}"
+        )
+    if not 2 <= len(names) <= 3 or len(set(names)) != len(names):
+        raise StudyError(
+            f"{field}: {list(names)!r} is not valid; expected 2 or 3 distinct of {', '.join(OBJECTIVE_DIRECTIONS)}"
+        )
+    return names
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
@@ -25,19 +49,25 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
 
 
 def create_study(
-    storage: optuna.storages.BaseStorage, name: str, *, attrs: Mapping[str, Any] | None = None
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    objectives: Sequence[str] = OBJECTIVES,
 ) -> optuna.Study:
-    """Create a new search study: maximise ``dice``, minimise ``gflops``, with metric names set.
+    """Create a new search study over ``objectives`` (default: maximise ``dice``, minimise
+    ``gflops``), their names recorded as Optuna's metric names.
 
     ``attrs`` (JSON-able) are stored as study user attributes: the data, training and space
     configuration every trial of the study shares.
     """
     if name in study_names(storage):
         raise StudyExistsError(f"study {name!r} already exists in this storage; choose another name")
-    study = optuna.create_study(storage=storage, study_name=name, directions=[*DIRECTIONS])
+    names = check_objectives(objectives)
+    study = optuna.create_study(storage=storage, study_name=name, directions=[OBJECTIVE_DIRECTIONS[n] for n in names])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(list(OBJECTIVES))
+        study.set_metric_names(list(names))
     for key, value in (attrs or {}).items():
         study.set_user_attr(key, value)
     return study
@@ -52,3 +82,9 @@ def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
         listing = ", ".join(names[-10:]) if names else "none"
         raise StudyNotFoundError(f"study {name!r} not found{hint}; studies in this storage: {listing}")
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def study_objectives(study: optuna.Study) -> tuple[str, ...]:
+    """The objective names of ``study`` (studies made before they were recorded: the defaults)."""
+    names = study.metric_names
+    return tuple(names) if names else OBJECTIVES

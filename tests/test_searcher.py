@@ -194,3 +194,21 @@ def test_the_result_a_scheduler_stops_a_trial_on_stays_on_its_curve(searcher: St
     study = searcher._ot_study
     assert study is not None and study.trials[0].state.name == "PRUNED"
     assert [h["val_dice"] for h in study.trials[0].user_attrs[ATTR_HISTORY]] == [0.2, 0.3]
+
+
+def test_the_study_objectives_choose_the_values_told(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", create=True)
+    create_study(storage, "s", objectives=("dice", "latency"))
+    searcher = StudySearch(
+        define_by_run=DefineByRun(SearchSpace(), SampleContext()),
+        storage=storage,
+        study_name="s",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        epochs=3,
+        objectives=("dice", "latency"),
+    )
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {**result(3, 0.6, complete=True), "latency": 4.5, "latency_ms": 4.5})
+    (record,) = records_of(searcher._ot_study)  # type: ignore[arg-type]
+    assert record.values == (0.6, 4.5) and record.objective("latency") == 4.5
+    assert record.dice == 0.6 and record.gflops == pytest.approx(0.1)  # from the counted FLOPs

@@ -11,10 +11,13 @@ import torch
 
 from search_spaces import ArchSpec, build_model
 from studies import (
+    ATTR_FLOPS,
     ExportError,
     StorageError,
+    StudyError,
     StudyExistsError,
     StudyNotFoundError,
+    StudyReader,
     best_under_budget,
     complete_records,
     create_study,
@@ -40,6 +43,29 @@ def test_created_study_has_directions_metric_names_and_attrs(storage: optuna.sto
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert study.metric_names == ["dice", "gflops"]
     assert study.user_attrs["data"] == {"kind": "synthetic", "size": 64}
+
+
+def test_three_objectives_set_the_directions_records_and_the_front(storage: optuna.storages.RDBStorage) -> None:
+    study = create_study(storage, "s3", objectives=("dice", "latency", "memory"))
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    points = [(0.8, 5.0, 100.0), (0.7, 2.0, 100.0), (0.6, 6.0, 50.0), (0.5, 6.0, 120.0)]  # last: dominated
+    for i, values in enumerate(points):
+        trial = study.ask()
+        trial.set_user_attr(ATTR_FLOPS, (i + 1) * 10**9)
+        study.tell(trial, list(values))
+    records = trial_records(study)
+    assert records[0].objectives == ("dice", "latency", "memory")
+    assert records[0].dice == 0.8 and records[0].objective("latency") == 5.0 and records[0].gflops == 1.0
+    assert [r.number for r in pareto_records(records)] == [0, 1, 2]  # sorted by GFLOPs, from the flops attr
+    fast = StudyReader(storage).records("s3")
+    assert [(r.objectives, r.values) for r in fast] == [(r.objectives, r.values) for r in records]
+    for bad, message in (
+        (("dice",), "expected 2 or 3 distinct"),
+        (("dice", "dice"), "expected 2 or 3 distinct"),
+        (("dice", "speed"), "'speed' is not an objective; expected 2 or 3 of dice, gflops, params, latency, memory"),
+    ):
+        with pytest.raises(StudyError, match=message):
+            create_study(storage, "bad", objectives=bad)
 
 
 def test_existing_and_missing_studies_are_reported(storage: optuna.storages.RDBStorage) -> None:

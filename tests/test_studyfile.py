@@ -94,6 +94,11 @@ def test_overrides_replace_keys_and_are_checked_like_the_file() -> None:
         ("space: {colour: red}", r"space\.colour: unknown field"),
         ("data: {kind: dicom}", r"data\.kind: 'dicom' is not valid"),
         ("data: mnist", r"data: 'mnist' is not valid; expected synthetic, synthetic3d"),
+        ("objectives: [dice]", r"objectives: List should have at least 2 items"),
+        (
+            "objectives: [dice, speed]",
+            r"objectives\.1: Input should be 'dice', 'gflops', 'params', 'latency' or 'memory'",
+        ),
         ("storage: mongodb://x/y", r"storage: backend 'mongodb'"),
         ("concurrency: two", r"concurrency: Input should be a valid integer"),
         ("name: 'bad name!'", r"name: String should match pattern"),

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nas.cli._common import format_table
-from studies import TrialRecord, complete_records, pareto_records, state_counts
+from studies import OBJECTIVE_DIRECTIONS, TrialRecord, complete_records, pareto_records, state_counts
+
+#: Extra columns for objectives beyond Dice, GFLOPs and parameters.
+_MEASURED = {"latency": ("latency ms", "{:.2f}"), "memory": ("memory MiB", "{:.1f}")}
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "?" if value is None else pattern.format(value)
 
 
 def pareto_table(records: Sequence[TrialRecord]) -> str:
@@ -13,18 +20,25 @@ def pareto_table(records: Sequence[TrialRecord]) -> str:
     done = complete_records(records)
     if not front:
         return "Pareto set: empty (no COMPLETE trials yet)"
+    objectives = front[0].objectives
+    extra = [name for name in objectives if name in _MEASURED]
     rows = [
         (
             r.number,
-            f"{r.dice:.4f}",
-            f"{r.gflops:.4f}",
+            _fmt(r.dice, "{:.4f}"),
+            _fmt(r.gflops, "{:.4f}"),
             f"{r.params:,}" if r.params is not None else "?",
+            *(_fmt(r.objective(name), _MEASURED[name][1]) for name in extra),
             r.label,
         )
         for r in front
     ]
-    table = format_table(("trial", "dice", "GFLOPs", "params", "architecture"), rows)
-    return f"Pareto set ({len(front)} of {len(done)} complete trials; max Dice, min GFLOPs):\n{table}"
+    headers = ("trial", "dice", "GFLOPs", "params", *(_MEASURED[name][0] for name in extra), "architecture")
+    goals = ", ".join(f"{'max' if OBJECTIVE_DIRECTIONS[n] == 'maximize' else 'min'} {_NAMES[n]}" for n in objectives)
+    return f"Pareto set ({len(front)} of {len(done)} complete trials; {goals}):\n{format_table(headers, rows)}"
+
+
+_NAMES = {"dice": "Dice", "gflops": "GFLOPs", "params": "parameters", "latency": "latency", "memory": "memory"}
 
 
 def counts_line(records: Sequence[TrialRecord]) -> str:

@@ -30,6 +30,7 @@ FLAG_KEYS = {
     "gpus_per_trial": "resources.gpus",
     "seed": "sampler.seed",
     "sampler": "sampler.name",
+    "objectives": "objectives",
     "data": "data",
     "space": "space",
     "out_dir": "out_dir",
@@ -45,6 +46,10 @@ FLAG_KEYS = {
     "keep_weights": "weights.keep",
     "keep_top": "weights.top",
 }
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -90,6 +95,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="ASHA early stopping: first rung after this many epochs",
     )
     p.add_argument("--sampler", choices=SAMPLERS, default=env_default("sampler", None))
+    p.add_argument(
+        "--objectives",
+        type=_names,
+        default=env_default("objectives", None, _names),
+        help="2 or 3 of dice, gflops, params, latency, memory, comma-separated (default dice,gflops)",
+    )
     p.add_argument(
         "--concurrency",
         type=positive_int,
