@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 
+from studies._bundle import BUNDLE_DIR, write_bundle
 from studies._errors import ExportError
 from studies._records import TrialRecord, record_from_trial
 from studies._weights import pruned_weights
@@ -111,13 +112,19 @@ model.load_state_dict(torch.load("{WEIGHTS_FILE}", map_location="cpu"))
 model.eval()
 ```
 {_torchscript_lines(shape, traced)}
+As a MONAI bundle (`{BUNDLE_DIR}/`: `configs/metadata.json`, `configs/inference.json`, `models/model.pt`):
+```
+cd {BUNDLE_DIR} && python -m monai.bundle run --config_file configs/inference.json --dataset_dir IMAGES
+```
+
 To train it at full budget on your data, retrain this architecture (`nas retrain`) rather than reusing
 search-budget weights.
 """
 
 
 def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Write ``arch.json``, ``model.pt``, ``metrics.json`` and a model card for trial ``number``.
+    """Write ``arch.json``, ``model.pt``, ``model.ts``, ``metrics.json``, a model card and a MONAI
+    bundle (``bundle/``) for trial ``number``.
 
     Only COMPLETE trials with recorded weights can be exported. An existing non-empty ``out_dir``
     is refused unless ``overwrite`` is set; nothing is written when the export is refused.
@@ -158,7 +165,9 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
         "train": study.user_attrs.get("train"),
         "input_shape": study.user_attrs.get("input_shape"),
         "torchscript": TORCHSCRIPT_FILE if traced is None else f"not written: {traced}",
+        "monai_bundle": BUNDLE_DIR,
     }
+    write_bundle(target, study.study_name, record.number, record, dict(study.user_attrs), weights)
     (target / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     (target / CARD_FILE).write_text(_model_card(study, record, traced))
     return target

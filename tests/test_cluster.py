@@ -21,8 +21,6 @@ from studies import spent_trials, trial_records
 from tests.conftest import postgres_database
 
 RAY = str(Path(sys.executable).parent / "ray")
-#: A stale ~/.ray/auth_token would switch a `ray start` head to token authentication.
-RAY_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
 
 
 def free_port() -> int:
@@ -48,24 +46,26 @@ out_dir: {tmp_path / "runs"}
 
 
 @pytest.fixture
-def two_node_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """``ray start --head`` plus a second ``ray start --address`` node, one CPU each, on this machine."""
+def two_node_cluster() -> Iterator[str]:
+    """``ray start --head`` plus a second ``ray start --address`` node, one CPU each, on this machine.
+
+    The nodes inherit this process's environment, so they use the token authentication mode this
+    process's Ray uses (Ray 2.5x enables token auth for a local ``ray.init()`` and writes
+    ``~/.ray/auth_token``; forcing another mode on the nodes would lock this driver out)."""
     port = free_port()
     address = f"127.0.0.1:{port}"
     head = [RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
     try:
-        subprocess.run([*head, "--disable-usage-stats"], env=RAY_ENV, check=True, capture_output=True, timeout=120)
+        subprocess.run([*head, "--disable-usage-stats"], check=True, capture_output=True, timeout=120)
         subprocess.run(
             [RAY, "start", f"--address={address}", "--num-cpus=1", "--disable-usage-stats"],
-            env=RAY_ENV,
             check=True,
             capture_output=True,
             timeout=120,
         )
-        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
         yield address
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=RAY_ENV, capture_output=True, timeout=120)
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
 
 
 def test_a_search_attached_to_a_two_node_cluster_places_trials_on_both_nodes(

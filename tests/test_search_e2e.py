@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -258,3 +261,83 @@ out_dir: {tmp_path / "runs"}
     front = {r.number for r in pareto_records(records)}
     assert front and not front & {r.number for r in pruned}
     assert all(r.epochs == 4 and len(r.history) == 4 for r in records if r.state == "COMPLETE")
+
+
+SCHEMA = Path(__file__).parent / "data" / "monai_meta_schema_20240725.json"
+
+
+def monai_bundle(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monai.bundle", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_exported_monai_bundle_verifies_offline_and_segments_images(searched: Path, tmp_path: Path) -> None:
+    """``verify_metadata`` against MONAI's schema (a shipped copy: nothing is downloaded when the file
+    is in place), ``verify_net_in_out``, then ``monai.bundle run`` on a folder of NIfTI images."""
+    import nibabel as nib
+    import numpy as np
+
+    study = load_study(open_storage(storage_url(searched), create=False), STUDY)
+    trial = pareto_records(trial_records(study))[0]
+    out = tmp_path / "export"
+    assert (
+        main(["export", STUDY, "--trial", str(trial.number), "--storage", storage_url(searched), "-o", str(out)]) == 0
+    )
+    bundle = out / "bundle"
+    assert {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()} >= {
+        "configs/metadata.json",
+        "configs/inference.json",
+        "models/model.pt",
+    }
+    schema = tmp_path / "schema.json"
+    shutil.copyfile(SCHEMA, schema)
+    meta = bundle / "configs" / "metadata.json"
+    checked = monai_bundle("verify_metadata", "--meta_file", str(meta), "--filepath", str(schema), cwd=bundle)
+    assert checked.returncode == 0 and "metadata is verified with no error" in checked.stdout + checked.stderr
+    net = monai_bundle(
+        "verify_net_in_out",
+        "network_def",
+        "--meta_file",
+        str(meta),
+        "--config_file",
+        "configs/inference.json",
+        cwd=bundle,
+    )
+    assert net.returncode == 0, net.stderr[-2000:]
+
+    images = tmp_path / "images"
+    images.mkdir()
+    data = load_data(data_config_from_dict(study.user_attrs["data"]))
+    for i in range(2):
+        nib.save(nib.Nifti1Image(data.val_images[i, 0].numpy(), np.eye(4)), str(images / f"case{i}.nii.gz"))
+    segmented = tmp_path / "segmented"
+    run = monai_bundle(
+        "run",
+        "--config_file",
+        "configs/inference.json",
+        "--bundle_root",
+        str(bundle),
+        "--dataset_dir",
+        str(images),
+        "--output_dir",
+        str(segmented),
+        cwd=bundle,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    model = build_model(ArchSpec.from_dict(dict(trial.spec or {})))
+    model.load_state_dict(torch.load(out / "model.pt", map_location="cpu"))
+    model.eval()
+    for i in range(2):
+        saved = np.asarray(nib.load(str(segmented / f"case{i}_seg.nii.gz")).dataobj)
+        with torch.no_grad():
+            image = data.val_images[i : i + 1]
+            expected = model((image - image.mean()) / image.std()).argmax(1)[0].numpy()
+        assert saved.squeeze().shape == expected.shape
+        assert (saved.squeeze() == expected).mean() > 0.99  # MONAI's std is unbiased, ours not: rare ties flip
+
+    broken = json.loads(meta.read_text())
+    del broken["authors"]
+    meta.write_text(json.dumps(broken))
+    refused = monai_bundle("verify_metadata", "--meta_file", str(meta), "--filepath", str(schema), cwd=bundle)
+    assert refused.returncode != 0 and "'authors' is a required property" in refused.stderr
