@@ -23,6 +23,9 @@ from search_spaces import SearchSpace, SpecError, count_architectures
 from studies import DEFAULT_STORAGE, StudyError
 from trainers import DataError, FilesConfig, SyntheticConfig, TrainConfig, data_config_from_dict
 
+Objective = Literal["dice", "gflops", "params", "latency", "memory"]
+DEFAULT_OBJECTIVES: tuple[Objective, ...] = ("dice", "gflops")
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -31,18 +34,18 @@ class _Section(BaseModel):
 class ConstraintsSection(_Section):
     """Candidates over any bound are recorded INFEASIBLE without training (cost at batch 1)."""
 
-    max_gflops: float | None = Field(None, gt=0)
-    max_params: float | None = Field(None, gt=0)
-    max_memory_mb: float | None = Field(None, gt=0)
+    max_gflops: float | None = Field(default=None, gt=0)
+    max_params: float | None = Field(default=None, gt=0)
+    max_memory_mb: float | None = Field(default=None, gt=0)
 
 
 class SamplerSection(_Section):
     name: Literal["nsga2", "tpe", "random", "grid"] = "nsga2"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(default=0, ge=0)
     #: NSGA-II population (default: a quarter of the trials, between 4 and 20).
-    population: int | None = Field(None, ge=2)
+    population: int | None = Field(default=None, ge=2)
     #: Training seeds per architecture (0..replicates-1), e.g. for an ablation's error bars.
-    replicates: int = Field(1, ge=1)
+    replicates: int = Field(default=1, ge=1)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
@@ -50,9 +53,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 
 class BudgetSection(_Section):
     #: Trials that train (default 20; with the grid sampler, the whole grid).
-    trials: int | None = Field(None, ge=1)
+    trials: int | None = Field(default=None, ge=1)
     #: Wall time of one run, as seconds or "90s", "30m", "2h"; trials still running end PRUNED.
-    wall_time: float | None = Field(None, gt=0)
+    wall_time: float | None = Field(default=None, gt=0)
 
     @field_validator("wall_time", mode="before")
     @classmethod
@@ -66,45 +69,43 @@ class BudgetSection(_Section):
 
 
 class FidelitySection(_Section):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(default=10, ge=1)
     #: ASHA early stopping on validation Dice: the first rung, in epochs (null: every trial runs all epochs).
-    grace_period: int | None = Field(None, ge=1)
-    reduction_factor: float = Field(3.0, gt=1)
+    grace_period: int | None = Field(default=None, ge=1)
+    reduction_factor: float = Field(default=3.0, gt=1)
 
 
 class ResourcesSection(_Section):
     """Per trial. Fractional GPUs share a device (e.g. 0.25: four trials per GPU)."""
 
-    cpus: float = Field(1.0, gt=0)
-    gpus: float = Field(0.0, ge=0)
+    cpus: float = Field(default=1.0, gt=0)
+    gpus: float = Field(default=0.0, ge=0)
 
 
 class WeightsSection(_Section):
     keep: Literal["pareto", "all"] = "pareto"
-    top: int = Field(3, ge=0)
+    top: int = Field(default=3, ge=0)
 
 
 class StudyFile(_Section):
     """One search, as declared in a YAML file (see ``nas/presets/*.yaml`` for examples)."""
 
     #: The study's name (default: unique, search-<time>-<id>); the same name resumes the study.
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
     storage: str = DEFAULT_STORAGE
     data: str | dict[str, Any] = "synthetic"
     space: str | dict[str, Any] = "demo"
     #: 2 or 3 objectives: dice is maximised, the others minimised.
-    objectives: list[Literal["dice", "gflops", "params", "latency", "memory"]] = Field(
-        default_factory=lambda: ["dice", "gflops"], min_length=2, max_length=3
-    )
-    constraints: ConstraintsSection = ConstraintsSection()
-    sampler: SamplerSection = SamplerSection()
-    budget: BudgetSection = BudgetSection()
-    fidelity: FidelitySection = FidelitySection()
-    resources: ResourcesSection = ResourcesSection()
-    concurrency: int = Field(2, ge=1)
+    objectives: list[Objective] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES), min_length=2, max_length=3)
+    constraints: ConstraintsSection = Field(default_factory=ConstraintsSection)
+    sampler: SamplerSection = Field(default_factory=SamplerSection)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    fidelity: FidelitySection = Field(default_factory=FidelitySection)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    concurrency: int = Field(default=2, ge=1)
     train: dict[str, Any] = Field(default_factory=dict)
     baselines: bool = True
-    weights: WeightsSection = WeightsSection()
+    weights: WeightsSection = Field(default_factory=WeightsSection)
     out_dir: str = "nas-runs"
     address: str | None = None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas._resume import ATTR_DRIVER, ATTR_HEARTBEAT, STALE_AFTER_S, Heartbeat, reconcile_orphans, this_driver
+from nas import ATTR_DRIVER, ATTR_HEARTBEAT, STALE_AFTER_S, Heartbeat, reconcile_orphans, this_driver
 from nas.cli import main
 from studies import create_study, open_storage, spent_trials, trial_records
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas._searcher import MAX_SKIPPED_IN_A_ROW
+from nas import MAX_SKIPPED_IN_A_ROW
 from nas.cli import main
 from search_spaces import ArchSpec, build_model
 from studies import load_study, open_storage, pareto_records, trial_records

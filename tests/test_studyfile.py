@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nas import ConfigError
-from nas._studyfile import parse_override, preset_names, search_config
+from nas import ConfigError, parse_override, preset_names, search_config
 from nas.cli import main
 from search_spaces import count_architectures
 from trainers import FilesConfig, SyntheticConfig
