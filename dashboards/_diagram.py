@@ -109,12 +109,14 @@ def diagram_data(spec: Mapping[str, Any]) -> Diagram:
     if len(channels) < 2:
         raise ValueError(f"spec.channels: {channels!r} has fewer than 2 levels; cannot draw a U-Net")
     depth = len(channels)
-    attention = dict(spec.get("attention", {}))
-    placement = {k: set(v) for k, v in dict(attention.get("placement", {})).items()}
-    if attention.get("block", "none") == "none":
-        placement = {}
-    badge = _badge_text(attention)
-    gated = _gated(attention)
+    mechanisms = [dict(spec.get("attention", {})), *(dict(a) for a in spec.get("extra_attention", ()))]
+    mechanisms = [m for m in mechanisms if m.get("block", "none") != "none"]
+    # Every site that holds a block: (placement, level) → (badge text, gated)
+    sites: dict[tuple[str, int], tuple[str, bool]] = {}
+    for attention in mechanisms:
+        for name, levels in dict(attention.get("placement", {})).items():
+            for level in levels:
+                sites[str(name), int(level)] = (_badge_text(attention), _gated(attention))
     boxes: list[Box] = []
     edges: list[Edge] = []
     badges: list[Badge] = []
@@ -126,16 +128,18 @@ def diagram_data(spec: Mapping[str, Any]) -> Diagram:
     for level in range(depth - 1):
         y = row(level)
         for role, x in (("encoder", _LEFT_X), ("decoder", _RIGHT_X)):
-            here = level in placement.get(role, set())
-            boxes.append(Box(x, y, f"{role[:3]} L{level} · {channels[level]}", role, level, badge if here else None))
+            here = sites.get((role, level))
+            text = here[0] if here else None
+            boxes.append(Box(x, y, f"{role[:3]} L{level} · {channels[level]}", role, level, text))
             if here:
-                badges.append(Badge(x + _BOX_W / 2, y - 4, badge, role, level))
+                badges.append(Badge(x + _BOX_W / 2, y - 4, here[0], role, level))
         skip_y = y + _BOX_H / 2
         edges.append(Edge(_LEFT_X + _BOX_W, skip_y, _RIGHT_X, skip_y, "skip"))
-        if level in placement.get("skip", set()):
+        skip = sites.get(("skip", level))
+        if skip:
             bx = (_LEFT_X + _BOX_W + _RIGHT_X) / 2
-            badges.append(Badge(bx, skip_y, badge, "skip", level))
-            if gated:  # the gating signal comes from the decoder one level deeper
+            badges.append(Badge(bx, skip_y, skip[0], "skip", level))
+            if skip[1]:  # the gating signal comes from the decoder one level deeper
                 source_x = _RIGHT_X + _BOX_W / 2 if level + 1 < depth - 1 else mid_x + _BOX_W
                 edges.append(Edge(source_x, row(level + 1), bx + 18, skip_y + 9, "gate"))
         below_left = _LEFT_X + _BOX_W / 2 if level + 1 < depth - 1 else mid_x
@@ -143,14 +147,14 @@ def diagram_data(spec: Mapping[str, Any]) -> Diagram:
         edges.append(Edge(_LEFT_X + _BOX_W / 2, y + _BOX_H, below_left, row(level + 1), "down"))
         edges.append(Edge(below_right, row(level + 1), _RIGHT_X + _BOX_W / 2, y + _BOX_H, "up"))
     bottom = depth - 1
-    here = bottom in placement.get("bottleneck", set())
+    here = sites.get(("bottleneck", bottom))
     boxes.append(Box(mid_x, row(bottom), f"bottleneck L{bottom} · {channels[bottom]}", "bottleneck", bottom, None))
     if here:
-        badges.append(Badge(mid_x + _BOX_W / 2, row(bottom) - 4, badge, "bottleneck", bottom))
+        badges.append(Badge(mid_x + _BOX_W / 2, row(bottom) - 4, here[0], "bottleneck", bottom))
     dims = f"{spec.get('spatial_dims', 2)}D"
     title = f"{spec.get('backbone', 'unet')} · {dims} · {'-'.join(map(str, channels))}"
-    caption = mechanism_text(attention)
-    if gated and placement:
+    caption = " + ".join(mechanism_text(m) for m in mechanisms) or mechanism_text({})
+    if any(gated for _, gated in sites.values()):
         caption += " · gated by the coarser decoder feature"
     return Diagram(title, caption, tuple(boxes), tuple(edges), tuple(badges), int(row(bottom) + _BOX_H + 40))
 

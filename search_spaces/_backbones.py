@@ -23,15 +23,15 @@ class _Site(nn.Module):
 
     def __init__(self, spec: ArchSpec, placement: str, level: int, gate_channels: int | None) -> None:
         super().__init__()
-        att = spec.attention
         self.block: nn.Module | None = None
         self.uses_gate = False
-        if level in att.levels(placement):
-            info = block_info(att.block)
-            options = dict(att.options)
-            self.uses_gate = info.uses_gate(options)
-            extra = {"gate_channels": gate_channels} if self.uses_gate else {}
-            self.block = info.factory(spec.spatial_dims, spec.channels[level], **options, **extra)
+        for att in spec.mechanisms:  # the spec guarantees at most one block per site
+            if level in att.levels(placement):
+                info = block_info(att.block)
+                options = dict(att.options)
+                self.uses_gate = info.uses_gate(options)
+                extra = {"gate_channels": gate_channels} if self.uses_gate else {}
+                self.block = info.factory(spec.spatial_dims, spec.channels[level], **options, **extra)
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         if self.block is None:

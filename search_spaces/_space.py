@@ -64,6 +64,7 @@ class SearchSpace:
     - ``level_choice``: ``subsets`` (the sampler picks which of ``levels``) or ``all`` (attention at
       every one of them, as the papers' ablations place it: one architecture per mechanism).
     - ``backbones``, ``depths``, ``base_widths``: the backbone; widths double per level.
+    - ``extra_blocks`` at ``extra_placements``: an optional second mechanism at other sites.
     """
 
     blocks: tuple[str, ...] = ("none", "pwa", "sa", "joint")
@@ -78,6 +79,11 @@ class SearchSpace:
     base_widths: tuple[int, ...] = (8, 16)
     norm: str = "instance"
     level_choice: str = "subsets"
+    #: A second mechanism at other sites (MPU-Net: PAM at the bottleneck, gates at the skips): the
+    #: sampler picks one of ``extra_blocks`` (``none``: no second mechanism) at ``extra_placements``,
+    #: which must not overlap ``placements``. Options restricted in ``options`` apply to both.
+    extra_blocks: tuple[str, ...] = ()
+    extra_placements: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.blocks:
@@ -111,6 +117,7 @@ class SearchSpace:
             raise SpecError(f"space.base_widths: {list(self.base_widths)!r} is not valid; expected positive integers")
         choose("space.norm", self.norm, NORMS)
         choose("space.level_choice", self.level_choice, LEVEL_CHOICES)
+        self._check_extra()
         for name in self.blocks:
             if name not in ("none", "compose") and not any(p in block_info(name).placements for p in self.placements):
                 raise SpecError(
@@ -131,6 +138,28 @@ class SearchSpace:
                 raise SpecError(
                     f"space.levels: {list(self.levels)!r} leaves no level for skip/encoder/decoder at depth "
                     f"{min(self.depths)} (levels 0..{shallowest - 1})"
+                )
+
+    def _check_extra(self) -> None:
+        if not self.extra_blocks:
+            if self.extra_placements:
+                raise SpecError("space.extra_placements: set, but space.extra_blocks is empty")
+            return
+        if not self.extra_placements:
+            raise SpecError(f"space.extra_placements: must list some of {', '.join(PLACEMENTS)} for space.extra_blocks")
+        for placement in self.extra_placements:
+            choose("space.extra_placements", placement, PLACEMENTS)
+            if placement in self.placements:
+                raise SpecError(
+                    f"space.extra_placements: {placement!r} is also in space.placements; the second mechanism "
+                    "goes to other sites"
+                )
+        for name in self.extra_blocks:
+            choose("space.extra_blocks", name, [b for b in block_names() if b != "compose"])
+            if name != "none" and not any(p in block_info(name).placements for p in self.extra_placements):
+                raise SpecError(
+                    f"space.extra_blocks: {name!r} cannot be placed at any of space.extra_placements "
+                    f"{list(self.extra_placements)}; it needs one of {list(block_info(name).placements)}"
                 )
 
     def _check_option(self, key: str, values: Sequence[OptionValue]) -> None:
@@ -168,6 +197,14 @@ class SearchSpace:
         """Pairs that have a valid placement in this space (a gating member needs ``skip``)."""
         return tuple((a, b) for a, b in self.pairs if "skip" in self.placements or (not _gated(a) and not _gated(b)))
 
+    def usable_extra_blocks(self) -> tuple[str, ...]:
+        """The second mechanisms the sampler offers (``none`` among them when listed)."""
+        return tuple(
+            b
+            for b in self.extra_blocks
+            if b == "none" or any(p in block_info(b).placements for p in self.extra_placements)
+        )
+
     def usable_blocks(self) -> tuple[str, ...]:
         """Blocks that have a valid placement in this space: the sampler never offers the others."""
         usable = []
@@ -196,6 +233,8 @@ class SearchSpace:
             "base_widths": list(self.base_widths),
             "norm": self.norm,
             "level_choice": self.level_choice,
+            "extra_blocks": list(self.extra_blocks),
+            "extra_placements": list(self.extra_placements),
         }
 
     @classmethod
@@ -213,6 +252,8 @@ class SearchSpace:
             "backbones",
             "depths",
             "base_widths",
+            "extra_blocks",
+            "extra_placements",
         ):
             if key in kwargs:
                 kwargs[key] = _tuple(kwargs[key])
@@ -291,17 +332,20 @@ def sample_spec(trial: TrialLike, space: SearchSpace | None = None, context: Sam
             options = _sample_options(trial, space, block, prefix="")
         canonical, resolved = canonical_block(block, options, field_name="attention.options")
         allowed = [p for p in block_info(canonical).placements_for(resolved) if p in space.placements]
-        chosen = trial.suggest_categorical(
-            f"attention.placements.{'+'.join(allowed)}", list(_placement_subsets(allowed))
-        )
-        placement = []
-        for name in chosen.split("+"):
-            levels = space.levels_at_depth(name, depth)
-            if name != "bottleneck" and space.level_choice == "subsets":
-                picked = trial.suggest_categorical(f"attention.{name}_levels.depth{depth}", list(level_subsets(levels)))
-                levels = tuple(int(v) for v in picked.split(","))
-            placement.append((name, levels))
-        attention = AttentionSpec(block=block, options=tuple(options.items()), placement=tuple(placement))
+        placement = _sample_sites(trial, space, allowed, depth, "attention")
+        attention = AttentionSpec(block=block, options=tuple(options.items()), placement=placement)
+    extra: tuple[AttentionSpec, ...] = ()
+    if space.extra_blocks:
+        second = trial.suggest_categorical("extra.block", list(space.usable_extra_blocks()))
+        if second != "none":
+            second_options = {
+                option: trial.suggest_categorical(f"extra.{second}.{option}", list(space.option_values(second, option)))
+                for option in block_info(second).options
+            }
+            canonical, resolved = canonical_block(second, second_options, field_name="extra_attention.options")
+            allowed = [p for p in block_info(canonical).placements_for(resolved) if p in space.extra_placements]
+            sites = _sample_sites(trial, space, allowed, depth, "extra")
+            extra = (AttentionSpec(block=second, options=tuple(second_options.items()), placement=sites),)
     return ArchSpec(
         spatial_dims=context.spatial_dims,
         in_channels=context.in_channels,
@@ -310,7 +354,23 @@ def sample_spec(trial: TrialLike, space: SearchSpace | None = None, context: Sam
         channels=tuple(base * 2**level for level in range(depth)),
         norm=space.norm,
         attention=attention,
+        extra_attention=extra,
     )
+
+
+def _sample_sites(
+    trial: TrialLike, space: SearchSpace, allowed: Sequence[str], depth: int, prefix: str
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """A non-empty subset of the ``allowed`` placements, and for each its levels."""
+    chosen = trial.suggest_categorical(f"{prefix}.placements.{'+'.join(allowed)}", list(_placement_subsets(allowed)))
+    placement = []
+    for name in chosen.split("+"):
+        levels = space.levels_at_depth(name, depth)
+        if name != "bottleneck" and space.level_choice == "subsets":
+            picked = trial.suggest_categorical(f"{prefix}.{name}_levels.depth{depth}", list(level_subsets(levels)))
+            levels = tuple(int(v) for v in picked.split(","))
+        placement.append((name, levels))
+    return tuple(placement)
 
 
 def _option_grid(space: SearchSpace, block: str, prefix: str) -> Iterator[dict[str, OptionValue]]:
@@ -349,20 +409,42 @@ def distinct_mechanisms(space: SearchSpace) -> list[tuple[str, tuple[tuple[str, 
     return list(seen)
 
 
+def _site_ways(
+    space: SearchSpace, name: str, options: Mapping[str, OptionValue], within: Sequence[str], depth: int
+) -> int:
+    """How many ways a mechanism can be placed at the ``within`` placements (none placed: excluded)."""
+    allowed = [p for p in block_info(name).placements_for(dict(options)) if p in within]
+    ways = math.prod(
+        1 + (2 ** len(space.levels_at_depth(p, depth)) - 1 if space.level_choice == "subsets" else 1) for p in allowed
+    )
+    return ways - 1
+
+
+def _extra_mechanisms(space: SearchSpace) -> list[tuple[str, tuple[tuple[str, OptionValue], ...]]]:
+    seen: dict[tuple[str, tuple[tuple[str, OptionValue], ...]], None] = {}
+    for block in space.usable_extra_blocks():
+        if block != "none":
+            for options in _option_grid(space, block, ""):
+                name, resolved = canonical_block(block, options, field_name="space")
+                seen[(name, tuple(sorted(resolved.items())))] = None
+    return list(seen)
+
+
 def count_architectures(space: SearchSpace) -> int:
     """The number of distinct ``ArchSpec``s in ``space`` (specs that hash equal are counted once)."""
     mechanisms = distinct_mechanisms(space)
+    extras = _extra_mechanisms(space)
     total = 0
     for depth in space.depths:
         per_backbone = 1 if "none" in space.usable_blocks() else 0
         for name, options in mechanisms:
-            allowed = [p for p in block_info(name).placements_for(dict(options)) if p in space.placements]
-            ways = math.prod(
-                1 + (2 ** len(space.levels_at_depth(p, depth)) - 1 if space.level_choice == "subsets" else 1)
-                for p in allowed
+            per_backbone += _site_ways(space, name, dict(options), space.placements, depth)
+        second = 1
+        if space.extra_blocks:
+            second = (1 if "none" in space.usable_extra_blocks() else 0) + sum(
+                _site_ways(space, name, dict(options), space.extra_placements, depth) for name, options in extras
             )
-            per_backbone += ways - 1
-        total += per_backbone * len(space.backbones) * len(space.base_widths)
+        total += per_backbone * second * len(space.backbones) * len(space.base_widths)
     return total
 
 

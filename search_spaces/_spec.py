@@ -126,6 +126,10 @@ class ArchSpec:
     channels: tuple[int, ...] = (16, 32, 64, 128)
     norm: str = "instance"
     attention: AttentionSpec = field(default_factory=AttentionSpec)
+    #: Further mechanisms at other sites (MPU-Net: PAM at the bottleneck and attention gates at the
+    #: skips). No site may hold two blocks. Omitted from the JSON when empty, so the hashes of
+    #: single-mechanism specs do not change.
+    extra_attention: tuple[AttentionSpec, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -149,14 +153,33 @@ class ArchSpec:
         choose("norm", self.norm, NORMS)
         if not isinstance(self.attention, AttentionSpec):
             raise SpecError("attention: expected an AttentionSpec")
-        for placement, levels in self.attention.placement:
-            valid = self.levels_for(placement)
-            bad = [level for level in levels if level not in valid]
-            if bad:
-                raise SpecError(
-                    f"attention.placement.{placement}: level {bad[0]} does not exist; with {self.depth} levels "
-                    f"the {placement} levels are {list(valid)}"
-                )
+        extra = tuple(self.extra_attention)
+        if not all(isinstance(a, AttentionSpec) and a.block != "none" for a in extra):
+            raise SpecError("extra_attention: expected a list of attention specs other than 'none'")
+        object.__setattr__(self, "extra_attention", extra)
+        taken: dict[tuple[str, int], str] = {}
+        for index, att in enumerate((self.attention, *extra)):
+            where = "attention" if index == 0 else f"extra_attention.{index - 1}"
+            for placement, levels in att.placement:
+                valid = self.levels_for(placement)
+                bad = [level for level in levels if level not in valid]
+                if bad:
+                    raise SpecError(
+                        f"{where}.placement.{placement}: level {bad[0]} does not exist; with {self.depth} levels "
+                        f"the {placement} levels are {list(valid)}"
+                    )
+                for level in levels:
+                    if (placement, level) in taken:
+                        raise SpecError(
+                            f"{where}.placement.{placement}: level {level} already holds {taken[placement, level]}; "
+                            "a site takes one block"
+                        )
+                    taken[placement, level] = f"{where} ({att.block})"
+
+    @property
+    def mechanisms(self) -> tuple[AttentionSpec, ...]:
+        """Every attention mechanism of the network: ``attention`` and then ``extra_attention``."""
+        return (self.attention, *self.extra_attention)
 
     @property
     def depth(self) -> int:
@@ -180,6 +203,7 @@ class ArchSpec:
             "channels": list(self.channels),
             "norm": self.norm,
             "attention": self.attention.to_dict(),
+            **({"extra_attention": [a.to_dict() for a in self.extra_attention]} if self.extra_attention else {}),
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -192,18 +216,7 @@ class ArchSpec:
 
     def short_label(self) -> str:
         """A one-line human summary, e.g. ``joint(parallel,inside,dot)@skip[0,1] unet 16-32-64``."""
-        att = self.attention
-        if att.block == "none":
-            where = "none"
-        else:
-            opts = ",".join(str(v) for _, v in att.options)
-            if att.block == "compose":
-                o = dict(att.options)
-                link = {"parallel": "∥", "a_first": "→", "b_first": "←"}[str(o["arrangement"])]
-                members = ",".join(f"{k}={v}" for k, v in att.options if k[:2] in ("a.", "b."))
-                opts = f"{o['a']}{link}{o['b']},{o['shortcut']}" + (f",{members}" if members else "")
-            sites = " ".join(f"{name}{list(levels)}".replace(" ", "") for name, levels in att.placement)
-            where = f"{att.block}({opts})@{sites}" if opts else f"{att.block}@{sites}"
+        where = " + ".join([_mechanism_label(a) for a in self.mechanisms if a.block != "none"] or ["none"])
         widths = "-".join(str(c) for c in self.channels)
         return f"{where} {self.backbone} {widths}"
 
@@ -214,11 +227,15 @@ class ArchSpec:
         version = data.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             raise SpecError(f"schema_version: {version!r} is not supported; this version reads {SCHEMA_VERSION}")
-        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k != "attention"}
+        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k not in ("attention", "extra_attention")}
         if "channels" in kwargs and isinstance(kwargs["channels"], list):
             kwargs["channels"] = tuple(kwargs["channels"])
         if "attention" in data:
             kwargs["attention"] = AttentionSpec.from_dict(data["attention"])
+        extra = data.get("extra_attention", [])
+        if not isinstance(extra, list | tuple):
+            raise SpecError(f"extra_attention: expected a list of attention objects, got {extra!r}")
+        kwargs["extra_attention"] = tuple(AttentionSpec.from_dict(a) for a in extra)
         return cls(**kwargs)
 
     @classmethod
@@ -228,3 +245,16 @@ class ArchSpec:
         except json.JSONDecodeError as exc:
             raise SpecError(f"spec: not valid JSON ({exc})") from None
         return cls.from_dict(data)
+
+
+def _mechanism_label(att: AttentionSpec) -> str:
+    if att.block == "none":
+        return "none"
+    opts = ",".join(str(v) for _, v in att.options)
+    if att.block == "compose":
+        o = dict(att.options)
+        link = {"parallel": "∥", "a_first": "→", "b_first": "←"}[str(o["arrangement"])]
+        members = ",".join(f"{k}={v}" for k, v in att.options if k[:2] in ("a.", "b."))
+        opts = f"{o['a']}{link}{o['b']},{o['shortcut']}" + (f",{members}" if members else "")
+    sites = " ".join(f"{name}{list(levels)}".replace(" ", "") for name, levels in att.placement)
+    return f"{att.block}({opts})@{sites}" if opts else f"{att.block}@{sites}"

@@ -334,3 +334,16 @@ def test_non_finite_objectives_are_never_on_the_front() -> None:
     ]
     data = front_data({"s": rs}, x="memory")
     assert [p.number for p in data.fronts["s"]] == [1, 2] and data.hidden == {"no value": 1}
+
+
+def test_the_diagram_draws_every_mechanism_of_a_two_mechanism_spec() -> None:
+    spec = ArchSpec(
+        spatial_dims=3,
+        channels=(8, 16, 32),
+        attention=AttentionSpec("pam", (), (("bottleneck", (2,)),)),
+        extra_attention=(AttentionSpec("ag", (), (("skip", (0, 1)),)),),
+    ).to_dict()
+    data = diagram_data(spec)
+    assert {(b.placement, b.level) for b in data.badges} == {("bottleneck", 2), ("skip", 0), ("skip", 1)}
+    assert " + " in data.caption and "gated" in data.caption
+    assert sum(e.kind == "gate" for e in data.edges) == 2

@@ -180,3 +180,39 @@ def test_gated_skip_blocks_receive_the_coarser_decoder_feature() -> None:
         (1, 32, 4, 4),
         (1, 16, 8, 8),
     ]  # level 1 gated by the bottleneck, level 0 by decoder level 1
+
+
+def test_a_second_mechanism_goes_to_other_sites_as_in_mpu_net() -> None:
+    space = SearchSpace(
+        blocks=("none", "pam", "cam"),
+        placements=("bottleneck",),
+        extra_blocks=("none", "ag", "pwa"),
+        extra_placements=("skip",),
+        depths=(3,),
+        base_widths=(8,),
+    )
+    listed = [spec for _, spec in enumerate_specs(space, SampleContext(spatial_dims=3))]
+    # (none, pam, cam) x (none, ag at 3 level subsets, pwa at 3 level subsets)
+    assert count_architectures(space) == len(listed) == 3 * 7
+    mpu = next(
+        s for s in listed if s.attention.block == "pam" and s.extra_attention and s.extra_attention[0].block == "ag"
+    )
+    assert mpu.short_label().startswith("pam@bottleneck[2] + ag@skip")
+    model = build_model(mpu)
+    assert type(model.bottleneck_attention.block).__name__ == "PositionAttention"
+    gated = [site for site in model.skip_attention if site.block is not None]
+    assert gated and all(site.uses_gate for site in gated)
+    assert model(torch.randn(1, 1, 16, 16, 16)).shape == (1, 2, 16, 16, 16)
+    assert ArchSpec.from_dict(mpu.to_dict()) == mpu and "extra_attention" in mpu.to_dict()
+    assert "extra_attention" not in ArchSpec().to_dict()  # single-mechanism specs keep their hashes
+    with pytest.raises(SpecError, match=r"extra_attention\.0\.placement\.skip: level 0 already holds attention"):
+        ArchSpec(
+            channels=(8, 16, 32),
+            attention=AttentionSpec("pwa", (), (("skip", (0,)),)),
+            extra_attention=(AttentionSpec("ag", (), (("skip", (0, 1)),)),),
+        )
+    with pytest.raises(SpecError, match=r"space\.extra_placements: 'bottleneck' is also in space\.placements"):
+        SearchSpace(blocks=("pam",), placements=("bottleneck",), extra_blocks=("se",), extra_placements=("bottleneck",))
+    with pytest.raises(SpecError, match=r"space\.extra_blocks: 'ag' cannot be placed"):
+        SearchSpace(extra_blocks=("ag",), extra_placements=("bottleneck",))
+    assert SearchSpace.from_dict(space.to_dict()) == space

@@ -29,7 +29,8 @@ def test_the_presets_the_issue_names_ship_and_validate() -> None:
     assert ablation.space.backbones == ("denseunet",)
     volumetric = search_config("volumetric")
     assert isinstance(volumetric.data, SyntheticConfig) and volumetric.data.spatial_dims == 3
-    assert {"pam", "ag"} <= set(volumetric.space.blocks) and "bottleneck" in volumetric.space.placements
+    assert volumetric.space.placements == ("bottleneck",) and "pam" in volumetric.space.blocks
+    assert volumetric.space.extra_placements == ("skip",) and "ag" in volumetric.space.extra_blocks
     zoo = search_config("attention-zoo")
     assert zoo.grace_period is not None and zoo.constraints.max_gflops is not None
 
