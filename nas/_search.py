@@ -199,6 +199,20 @@ def _init_ray(config: SearchConfig) -> bool:
     return True
 
 
+def _check_resources(config: SearchConfig) -> None:
+    """Refuse per-trial resources the Ray cluster does not have: Tune would wait for them for ever."""
+    import ray
+
+    have = ray.cluster_resources()
+    for name, key, wanted in (("cpus", "CPU", config.cpus_per_trial), ("gpus", "GPU", config.gpus_per_trial)):
+        total = float(have.get(key, 0.0))
+        if wanted > 0 and wanted > total:
+            raise ConfigError(
+                f"resources.{name}: {wanted:g} per trial, but the Ray cluster has {total:g} {key}s in all; "
+                f"lower it (fractions share a device) or attach to a cluster that has them (--address)"
+            )
+
+
 def run_search(
     config: SearchConfig,
     on_event: OnEvent | None = None,
@@ -231,46 +245,48 @@ def run_search(
     points = starting_points(config, context)
     if config.sampler == "grid":
         budget = min(budget, len(points))
-    study, resumed = _open_or_resume(storage, config, attrs, on_event)
-    if not resumed:
-        for params in points:
-            study.enqueue_trial(params)
-    config.study_dir.mkdir(parents=True, exist_ok=True)
-    shown = redact(_parse_url(config.storage))
-    left = max(0, budget - spent_trials(trial_records(study)))
-    if on_event:
-        on_event(
-            f"study {config.study} in {shown}; {config.sampler} sampler, {left} of {budget} trials to run, "
-            f"{config.concurrency} at a time" + (f", {len(points)} enqueued first" if points and not resumed else "")
-        )
-
-    searcher = StudySearch(
-        define_by_run=DefineByRun(config.space, context, replicates=config.replicates),
-        storage=storage,
-        study_name=config.study,
-        sampler=make_sampler(config),
-        epochs=config.train.epochs,
-        keep_top=config.keep_top,
-        trial_budget=budget,
-        screen=Screen(config.constraints, data.input_shape),
-        seed=config.train.seed,
-        objectives=config.objectives,
-    )
-    scheduler = None
-    if config.grace_period is not None:
-        # Decisions at rungs before the last epoch only: a trial that reaches the end always sends
-        # its complete result (stop_last_trials would cut it off at max_t, leaving it unfinished).
-        scheduler = ASHAScheduler(
-            time_attr="epoch",
-            metric="val_dice",
-            mode="max",
-            max_t=config.train.epochs,
-            grace_period=config.grace_period,
-            reduction_factor=config.reduction_factor,
-            stop_last_trials=False,
-        )
     started_ray = _init_ray(config)
     try:
+        _check_resources(config)  # before the study exists: a search that cannot run records nothing
+        study, resumed = _open_or_resume(storage, config, attrs, on_event)
+        if not resumed:
+            for params in points:
+                study.enqueue_trial(params)
+        config.study_dir.mkdir(parents=True, exist_ok=True)
+        shown = redact(_parse_url(config.storage))
+        left = max(0, budget - spent_trials(trial_records(study)))
+        if on_event:
+            on_event(
+                f"study {config.study} in {shown}; {config.sampler} sampler, {left} of {budget} trials to run, "
+                f"{config.concurrency} at a time"
+                + (f", {len(points)} enqueued first" if points and not resumed else "")
+            )
+
+        searcher = StudySearch(
+            define_by_run=DefineByRun(config.space, context, replicates=config.replicates),
+            storage=storage,
+            study_name=config.study,
+            sampler=make_sampler(config),
+            epochs=config.train.epochs,
+            keep_top=config.keep_top,
+            trial_budget=budget,
+            screen=Screen(config.constraints, data.input_shape),
+            seed=config.train.seed,
+            objectives=config.objectives,
+        )
+        scheduler = None
+        if config.grace_period is not None:
+            # Decisions at rungs before the last epoch only: a trial that reaches the end always sends
+            # its complete result (stop_last_trials would cut it off at max_t, leaving it unfinished).
+            scheduler = ASHAScheduler(
+                time_attr="epoch",
+                metric="val_dice",
+                mode="max",
+                max_t=config.train.epochs,
+                grace_period=config.grace_period,
+                reduction_factor=config.reduction_factor,
+                stop_last_trials=False,
+            )
         wrapped = tune.with_parameters(
             trainable or run_trial,
             data=data,
@@ -298,6 +314,7 @@ def run_search(
         if left:
             with Heartbeat(study):
                 tuner.fit()
+            searcher.close_unfinished()
     finally:
         if started_ray:
             ray.shutdown()

@@ -239,6 +239,22 @@ class StudySearch(OptunaSearch):
                 return True
         return False
 
+    def close_unfinished(self) -> list[int]:
+        """Record PRUNED, with their curves, the trials Tune stopped without telling the searcher (the
+        wall-time budget ends an experiment that way); returns their numbers."""
+        assert self._ot_study is not None
+        closed = []
+        for trial_id, ot_trial in list(self._ot_trials.items()):
+            if trial_id in self._completed_trials:
+                continue
+            curve = self._curves.pop(trial_id, [])
+            ot_trial.set_user_attr(ATTR_HISTORY, [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)])
+            ot_trial.set_user_attr(ATTR_ERROR, "stopped when the search ended (wall-time budget)")
+            self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
+            self._completed_trials.add(trial_id)
+            closed.append(ot_trial.number)
+        return closed
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if "val_dice" in result and not result.get("complete"):
             self._curves.setdefault(trial_id, []).append(float(result["val_dice"]))

@@ -14,7 +14,7 @@ import torch
 from nas import MAX_SKIPPED_IN_A_ROW
 from nas.cli import main
 from search_spaces import ArchSpec, build_model
-from studies import load_study, open_storage, pareto_records, trial_records
+from studies import load_study, open_storage, pareto_records, study_names, trial_records
 from trainers import METRIC_NAMES, data_config_from_dict, evaluate, load_data
 
 STUDY = "e2e"
@@ -341,3 +341,30 @@ def test_the_exported_monai_bundle_verifies_offline_and_segments_images(searched
     meta.write_text(json.dumps(broken))
     refused = monai_bundle("verify_metadata", "--meta_file", str(meta), "--filepath", str(schema), cwd=bundle)
     assert refused.returncode != 0 and "'authors' is a required property" in refused.stderr
+
+
+SMALL = ["--train-images", "16", "--val-images", "8", "--image-size", "32"]
+
+
+def test_resources_the_cluster_lacks_are_refused_before_the_study_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    args = ["search", "--study", "gpu", "--storage", url, "--gpus-per-trial", "0.25", "--out-dir", str(tmp_path)]
+    assert main([*args, *SMALL]) == 2
+    assert "resources.gpus: 0.25 per trial, but the Ray cluster has 0 GPUs in all" in capsys.readouterr().err
+    assert study_names(open_storage(url, create=False)) == []
+
+
+def test_the_wall_time_budget_stops_the_search_and_prunes_what_still_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    args = ["search", "--study", "w", "--storage", url, "--trials", "40", "--epochs", "400", "--wall-time", "10s"]
+    assert main([*args, "--out-dir", str(tmp_path / "runs"), *SMALL]) == 0
+    assert "stopped after" in capsys.readouterr().out
+    records = trial_records(load_study(open_storage(url, create=False), "w"))
+    # Enqueued reference points not reached stay WAITING: a resumed search runs them first.
+    assert records and {r.state for r in records} <= {"PRUNED", "COMPLETE", "WAITING"}
+    stopped = [r for r in records if r.state == "PRUNED"]
+    assert stopped and all(r.history and "wall-time" in (r.error or "") for r in stopped)
