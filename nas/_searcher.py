@@ -43,6 +43,7 @@ from studies import (
     OBJECTIVES,
     prune_weights,
     record_from_trial,
+    set_trial_user_attrs,
     spent_trials,
 )
 
@@ -63,13 +64,16 @@ class DefineByRun:
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         spec: ArchSpec = sample_spec(trial, self.space, self.context)
-        trial.set_user_attr(ATTR_SPEC, spec.to_dict())
-        trial.set_user_attr(ATTR_SPEC_HASH, spec.spec_hash())
-        trial.set_user_attr(ATTR_LABEL, spec.short_label())
+        attrs: dict[str, Any] = {
+            ATTR_SPEC: spec.to_dict(),
+            ATTR_SPEC_HASH: spec.spec_hash(),
+            ATTR_LABEL: spec.short_label(),
+        }
         config: dict[str, Any] = {"spec": spec.to_dict(), "trial_number": trial.number}
         if self.replicates > 1:
             config["seed"] = int(trial.suggest_categorical("train.seed", list(range(self.replicates))))
-            trial.set_user_attr(ATTR_SEED, config["seed"])
+            attrs[ATTR_SEED] = config["seed"]
+        set_trial_user_attrs(trial, attrs)
         return config
 
 
@@ -179,9 +183,9 @@ class StudySearch(OptunaSearch):
                 return config
             ot_trial = self._ot_trials[trial_id]
             if not self._skip(ot_trial, config, trials):
-                ot_trial.set_user_attr(ATTR_DRIVER, self._driver)
-                ot_trial.set_user_attr(ATTR_HEARTBEAT, time.time())
-                ot_trial.set_user_attr(ATTR_EPOCHS, self._epochs)
+                set_trial_user_attrs(
+                    ot_trial, {ATTR_DRIVER: self._driver, ATTR_HEARTBEAT: time.time(), ATTR_EPOCHS: self._epochs}
+                )
                 return config
             del self._ot_trials[trial_id]
         logger.warning(
@@ -198,14 +202,12 @@ class StudySearch(OptunaSearch):
         screened = self._screen(config["spec"]) if self._screen is not None else None
         if screened is not None:
             cost, violation, reason = screened
-            ot_trial.set_user_attr(ATTR_FLOPS, int(cost.flops))
-            ot_trial.set_user_attr(ATTR_PARAMS, int(cost.params))
-            ot_trial.set_user_attr(ATTR_MEMORY, float(cost.peak_memory_mb))
             ot_trial.set_constraint(CONSTRAINT_KEY, violation)
-            if reason is not None:
-                ot_trial.set_user_attr(ATTR_INFEASIBLE, True)
-                ot_trial.set_user_attr(ATTR_ERROR, reason)
-                ot_trial.set_user_attr(ATTR_EPOCHS, 0)
+            costs = {ATTR_FLOPS: int(cost.flops), ATTR_PARAMS: int(cost.params), ATTR_MEMORY: cost.peak_memory_mb}
+            if reason is None:
+                set_trial_user_attrs(ot_trial, costs)
+            else:
+                set_trial_user_attrs(ot_trial, {**costs, ATTR_INFEASIBLE: True, ATTR_ERROR: reason, ATTR_EPOCHS: 0})
                 untrained = {
                     "dice": 0.0,
                     "gflops": cost.gflops,
@@ -227,10 +229,8 @@ class StudySearch(OptunaSearch):
                 and attrs.get(ATTR_REUSED_FROM) is None
                 and (attrs.get(ATTR_SPEC_HASH), attrs.get(ATTR_SEED, self._seed), attrs.get(ATTR_EPOCHS)) == key
             ):
-                for name, value in attrs.items():
-                    if name in REUSED_ATTRS:
-                        ot_trial.set_user_attr(name, value)
-                ot_trial.set_user_attr(ATTR_REUSED_FROM, done.number)
+                copied = {name: value for name, value in attrs.items() if name in REUSED_ATTRS}
+                set_trial_user_attrs(ot_trial, {**copied, ATTR_REUSED_FROM: done.number})
                 self._ot_study.tell(ot_trial, list(done.values), state=TrialState.COMPLETE)
                 self.skipped["reused"] += 1
                 logger.info(
@@ -248,8 +248,13 @@ class StudySearch(OptunaSearch):
             if trial_id in self._completed_trials:
                 continue
             curve = self._curves.pop(trial_id, [])
-            ot_trial.set_user_attr(ATTR_HISTORY, [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)])
-            ot_trial.set_user_attr(ATTR_ERROR, "stopped when the search ended (wall-time budget)")
+            set_trial_user_attrs(
+                ot_trial,
+                {
+                    ATTR_HISTORY: [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)],
+                    ATTR_ERROR: "stopped when the search ended (wall-time budget)",
+                },
+            )
             self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             closed.append(ot_trial.number)
@@ -258,12 +263,10 @@ class StudySearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if "val_dice" in result and not result.get("complete"):
             self._curves.setdefault(trial_id, []).append(float(result["val_dice"]))
-            if trial_id in self._ot_trials:
-                trial = self._ot_trials[trial_id]
-                trial.set_user_attr(ATTR_HEARTBEAT, time.time())
-                if trial_id not in self._placed:
-                    self._placed.add(trial_id)
-                    trial.set_user_attr(ATTR_WORKER, worker_of(result))
+            if trial_id in self._ot_trials and trial_id not in self._placed:
+                # (the heartbeat thread refreshes ATTR_HEARTBEAT; one write per epoch would cost a commit)
+                self._placed.add(trial_id)
+                set_trial_user_attrs(self._ot_trials[trial_id], {ATTR_WORKER: worker_of(result)})
 
     def on_trial_complete(self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -275,40 +278,42 @@ class StudySearch(OptunaSearch):
             # The result a scheduler stops a trial on reaches on_trial_complete, not on_trial_result.
             curve.append(float(result["val_dice"]))
         values: list[float] | None = None
+        attrs: dict[str, Any] = {ATTR_EPOCHS: self._epochs}
         if error or result.get("failed"):
             state = TrialState.FAIL
             text = result.get("error") or "the trial's worker process died or raised outside the trainer"
-            ot_trial.set_user_attr(ATTR_ERROR, str(text)[:4000])
+            attrs[ATTR_ERROR] = str(text)[:4000]
         elif result.get("complete"):
             values = [float(result[name]) for name in self._objectives]
-            ot_trial.set_user_attr(ATTR_DICE, float(result["dice"]))
             state = TrialState.COMPLETE if all(math.isfinite(v) for v in values) else TrialState.FAIL
-            ot_trial.set_user_attr(ATTR_WEIGHTS, result.get("weights_path"))
-            ot_trial.set_user_attr(ATTR_BEST_EPOCH, result.get("best_epoch"))
-            ot_trial.set_user_attr(ATTR_SECONDS, result.get("train_seconds"))
+            attrs |= {
+                ATTR_DICE: float(result["dice"]),
+                ATTR_WEIGHTS: result.get("weights_path"),
+                ATTR_BEST_EPOCH: result.get("best_epoch"),
+                ATTR_SECONDS: result.get("train_seconds"),
+            }
             if result.get("val_metrics_json"):
-                ot_trial.set_user_attr(ATTR_METRICS, json.loads(result["val_metrics_json"]))
+                attrs[ATTR_METRICS] = json.loads(result["val_metrics_json"])
             if result.get("test_metrics_json") and json.loads(result["test_metrics_json"]):
-                ot_trial.set_user_attr(ATTR_TEST_METRICS, json.loads(result["test_metrics_json"]))
+                attrs[ATTR_TEST_METRICS] = json.loads(result["test_metrics_json"])
             for attr, key in ((ATTR_LATENCY, "latency_ms"), (ATTR_MEASURED_MEMORY, "measured_memory_mb")):
                 if key in result:
-                    ot_trial.set_user_attr(attr, float(result[key]))
+                    attrs[attr] = float(result[key])
             curve = list(result.get("val_dice_history", curve))
             losses = list(result.get("loss_history", []))
-            history = [
+            attrs[ATTR_HISTORY] = [
                 {"epoch": i + 1, "val_dice": d, **({"loss": losses[i]} if i < len(losses) else {})}
                 for i, d in enumerate(curve)
             ]
-            ot_trial.set_user_attr(ATTR_HISTORY, history)
         else:
             state = TrialState.PRUNED
-            ot_trial.set_user_attr(ATTR_HISTORY, [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)])
+            attrs[ATTR_HISTORY] = [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)]
         for attr, key in ((ATTR_FLOPS, "flops"), (ATTR_PARAMS, "params")):
             if key in result:
-                ot_trial.set_user_attr(attr, int(result[key]))
+                attrs[attr] = int(result[key])
         if "peak_memory_mb" in result:
-            ot_trial.set_user_attr(ATTR_MEMORY, float(result["peak_memory_mb"]))
-        ot_trial.set_user_attr(ATTR_EPOCHS, self._epochs)
+            attrs[ATTR_MEMORY] = float(result["peak_memory_mb"])
+        set_trial_user_attrs(ot_trial, attrs)
         assert self._ot_study is not None  # created in __init__ because the space is given
         self._ot_study.tell(ot_trial, values if state == TrialState.COMPLETE else None, state=state)
         self._completed_trials.add(trial_id)

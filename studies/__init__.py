@@ -41,7 +41,14 @@ from studies._records import (
     trial_records,
 )
 from studies._select import best_under_budget, knee_record
-from studies._storage import DEFAULT_STORAGE, open_storage, parse_storage_url, redact, sqlite_path
+from studies._storage import (
+    DEFAULT_STORAGE,
+    open_storage,
+    parse_storage_url,
+    redact,
+    set_trial_user_attrs,
+    sqlite_path,
+)
 from studies._study import (
     DIRECTIONS,
     OBJECTIVE_DIRECTIONS,
@@ -115,6 +122,7 @@ __all__ = [
     "record_from_trial",
     "records_frame",
     "redact",
+    "set_trial_user_attrs",
     "spent_trials",
     "sqlite_path",
     "state_counts",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,30 @@ def _use_wal(storage: optuna.storages.RDBStorage, shown: str) -> None:
         return
     if str(mode).lower() != "wal":
         logger.warning("storage %s: SQLite kept journal mode %s instead of WAL", shown, mode)
+
+
+def set_trial_user_attrs(trial: Any, attrs: Mapping[str, Any]) -> None:
+    """Set several user attributes of a running Optuna ``trial`` in one database transaction.
+
+    ``Trial.set_user_attr`` commits once per attribute; a trial record has about twenty, and on
+    SQLite each commit is a file sync. For an RDB storage this writes them all in one session (by
+    the storage's own per-attribute upsert), otherwise it falls back to one call each.
+    """
+    if not attrs:
+        return
+    storage, trial_id = trial.storage, trial._trial_id
+    backend = getattr(storage, "_backend", storage)
+    write = getattr(backend, "_set_trial_attr_without_commit", None)
+    if isinstance(backend, optuna.storages.RDBStorage) and write is not None:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            for key, value in attrs.items():
+                write(session, models.TrialUserAttributeModel, trial_id, key, value)
+        cached = getattr(trial, "_cached_frozen_trial", None)  # what Trial.user_attrs answers from
+        if cached is not None:
+            cached.user_attrs.update(attrs)
+        return
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(trial_id, key, value)

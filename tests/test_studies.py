@@ -26,6 +26,7 @@ from studies import (
     load_study,
     open_storage,
     pareto_records,
+    set_trial_user_attrs,
     state_counts,
     trial_records,
 )
@@ -121,7 +122,7 @@ def test_export_writes_spec_weights_card_and_metrics(storage: optuna.storages.RD
     study = make_study(storage, "exp", weights_dir=tmp_path)
     out = export_trial(study, 1, tmp_path / "export")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["MODEL_CARD.md", "arch.json", "metrics.json", "model.pt", "model.ts"]
+    assert names == ["MODEL_CARD.md", "arch.json", "bundle", "metrics.json", "model.pt", "model.ts"]
     spec = ArchSpec.from_json((out / "arch.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     assert spec.spec_hash() == metrics["spec_hash"] and metrics["torchscript"] == "model.ts"
@@ -228,3 +229,12 @@ def test_sqlite_studies_use_write_ahead_logging_so_readers_do_not_block_trials(t
         assert reader.execute("SELECT count(*) FROM trials").fetchone()[0] == before + 3
     finally:
         reader.close()
+
+
+def test_several_user_attributes_are_written_in_one_go(storage: optuna.storages.RDBStorage) -> None:
+    for study in (create_study(storage, "batched"), optuna.create_study(directions=["maximize", "minimize"])):
+        trial = study.ask()
+        set_trial_user_attrs(trial, {"spec": {"backbone": "unet"}, "label": "none", "epochs": 3})
+        set_trial_user_attrs(trial, {"epochs": 4})  # an upsert, as set_user_attr is
+        assert trial.user_attrs["epochs"] == 4 and trial.user_attrs["label"] == "none"  # the Trial sees them too
+        assert study.trials[0].user_attrs == {"spec": {"backbone": "unet"}, "label": "none", "epochs": 4}
