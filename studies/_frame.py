@@ -25,6 +25,9 @@ BASE_COLUMNS = (
     "train_seconds",
     "duration_s",
     "infeasible",
+    "seed",
+    "reused_from",
+    "orphaned",
     "architecture",
     "spec_hash",
     "error",
@@ -51,6 +54,14 @@ def flatten_spec(spec: Mapping[str, Any] | None) -> dict[str, Any]:
                 out[f"attention.{name}"] = _text(option)
             for site, levels in sorted(dict(value.get("placement", {})).items()):
                 out[f"placement.{site}"] = _text(levels)
+        elif key == "extra_attention" and isinstance(value, list | tuple):
+            for index, extra in enumerate(value):  # a second mechanism at other sites: extra.*, extra2.*, ...
+                tag = "extra" if index == 0 else f"extra{index + 1}"
+                out[f"{tag}.block"] = extra.get("block", "none")
+                for name, option in sorted(dict(extra.get("options", {})).items()):
+                    out[f"{tag}.{name}"] = _text(option)
+                for site, levels in sorted(dict(extra.get("placement", {})).items()):
+                    out[f"{tag}_placement.{site}"] = _text(levels)
         elif key != "schema_version":
             out[f"spec.{key}"] = _text(value)
     return out
@@ -87,6 +98,9 @@ def records_frame(records: Sequence[TrialRecord]) -> pd.DataFrame:
             "train_seconds": r.train_seconds,
             "duration_s": r.duration_s,
             "infeasible": r.infeasible,
+            "seed": r.seed,
+            "reused_from": r.reused_from,
+            "orphaned": r.orphaned,
             "architecture": r.label,
             "spec_hash": r.spec_hash,
             "error": r.error.splitlines()[0] if r.error else None,

@@ -82,7 +82,15 @@ def test_a_composition_flattens_its_options_and_an_empty_study_has_the_base_colu
         "placement.skip": "0-1",
     }
     empty = records_frame([])
-    assert empty.empty and {"number", "state", "pareto", "dice", "gflops"} <= set(empty.columns)
+    assert empty.empty and {"number", "state", "pareto", "dice", "gflops", "seed", "orphaned"} <= set(empty.columns)
+    mpu = flatten_spec(
+        {
+            "backbone": "unet",
+            "attention": {"block": "pam", "options": {}, "placement": {"bottleneck": [2]}},
+            "extra_attention": [{"block": "ag", "options": {}, "placement": {"skip": [0, 1]}}],
+        }
+    )
+    assert mpu["attention.block"] == "pam" and mpu["extra.block"] == "ag" and mpu["extra_placement.skip"] == "0-1"
 
 
 def test_an_unknown_format_is_one_line(study_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
