@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.event
 import sqlalchemy.exc
 from sqlalchemy.engine import URL, make_url
 
@@ -115,6 +116,18 @@ def _use_wal(storage: optuna.storages.RDBStorage, shown: str) -> None:
         return
     if str(mode).lower() != "wal":
         logger.warning("storage %s: SQLite kept journal mode %s instead of WAL", shown, mode)
+        return
+    # In WAL mode, synchronous=NORMAL syncs at checkpoints rather than at every commit: a commit
+    # costs ~1 ms instead of ~4 here, and a killed process loses nothing (a power cut may lose the
+    # last commits, never consistency). The setting is per connection: apply it to every new one.
+    sqlalchemy.event.listen(storage.engine, "connect", _synchronous_normal)
+    storage.engine.dispose()  # connections opened so far were made without it
+
+
+def _synchronous_normal(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def set_trial_user_attrs(trial: Any, attrs: Mapping[str, Any]) -> None:

@@ -217,7 +217,10 @@ def test_sqlite_studies_use_write_ahead_logging_so_readers_do_not_block_trials(t
     from tests._studyfactory import synthetic_trials
 
     path = tmp_path / "wal.db"
-    study = create_study(open_storage(f"sqlite:///{path}", create=True), "w")
+    storage = open_storage(f"sqlite:///{path}", create=True)
+    study = create_study(storage, "w")
+    with storage.engine.connect() as connection:  # commits sync at checkpoints, not each time (WAL)
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     reader = sqlite3.connect(path, isolation_level=None)
     try:
         assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
