@@ -15,7 +15,7 @@ from nas._resume import (
     reconcile_orphans,
     this_driver,
 )
-from nas._search import SearchOutcome, run_search
+from nas._search import SearchOutcome, make_sampler, run_search
 from nas._searcher import ATTR_WORKER, MAX_SKIPPED_IN_A_ROW, DefineByRun, StudySearch
 from nas._studyfile import StudyFile, parse_override, preset_names, search_config
 from nas._trainable import run_trial, weights_path
@@ -39,6 +39,7 @@ __all__ = [
     "SearchOutcome",
     "StudyFile",
     "StudySearch",
+    "make_sampler",
     "parse_override",
     "preset_names",
     "reconcile_orphans",

@@ -171,18 +171,21 @@ class StudySearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         assert self._ot_study is not None
+        # One read of the study per suggestion (it may hold other drivers' trials): the budget and
+        # the finished results a duplicate can reuse. Skipped samples change neither.
+        trials = self._ot_study.get_trials(deepcopy=False)
+        if (
+            self._trial_budget is not None
+            and spent_trials([record_from_trial(t) for t in trials]) >= self._trial_budget
+        ):
+            return Searcher.FINISHED
+        finished = self._finished_index(trials)
         for _ in range(MAX_SKIPPED_IN_A_ROW):
-            trials = self._ot_study.get_trials(deepcopy=False)
-            if (
-                self._trial_budget is not None
-                and spent_trials([record_from_trial(t) for t in trials]) >= self._trial_budget
-            ):
-                return Searcher.FINISHED
             config = super().suggest(trial_id)
             if not isinstance(config, dict):
                 return config
             ot_trial = self._ot_trials[trial_id]
-            if not self._skip(ot_trial, config, trials):
+            if not self._skip(ot_trial, config, finished):
                 set_trial_user_attrs(
                     ot_trial, {ATTR_DRIVER: self._driver, ATTR_HEARTBEAT: time.time(), ATTR_EPOCHS: self._epochs}
                 )
@@ -196,7 +199,7 @@ class StudySearch(OptunaSearch):
         self.exhausted = True
         return Searcher.FINISHED
 
-    def _skip(self, ot_trial: Any, config: dict[str, Any], trials: list[optuna.trial.FrozenTrial]) -> bool:
+    def _skip(self, ot_trial: Any, config: dict[str, Any], finished: Mapping[tuple[Any, ...], Any]) -> bool:
         """Tell the trial without training it if it is infeasible or a duplicate; True if told."""
         assert self._ot_study is not None
         screened = self._screen(config["spec"]) if self._screen is not None else None
@@ -221,23 +224,26 @@ class StudySearch(OptunaSearch):
                 logger.info("trial %d refused untrained: %s", ot_trial.number, reason)
                 return True
         key = (ot_trial.user_attrs.get(ATTR_SPEC_HASH), config.get("seed", self._seed), self._epochs)
+        done = finished.get(key)
+        if done is None:
+            return False
+        copied = {name: value for name, value in done.user_attrs.items() if name in REUSED_ATTRS}
+        set_trial_user_attrs(ot_trial, {**copied, ATTR_REUSED_FROM: done.number})
+        self._ot_study.tell(ot_trial, list(done.values), state=TrialState.COMPLETE)
+        self.skipped["reused"] += 1
+        logger.info("trial %d reuses trial %d's result (same spec, epochs and seed)", ot_trial.number, done.number)
+        return True
+
+    def _finished_index(self, trials: list[optuna.trial.FrozenTrial]) -> dict[tuple[Any, ...], Any]:
+        """Trained COMPLETE trials by (spec hash, seed, epochs): what a duplicate may reuse."""
+        index: dict[tuple[Any, ...], Any] = {}
         for done in trials:
             attrs = done.user_attrs
-            if (
-                done.state == TrialState.COMPLETE
-                and not attrs.get(ATTR_INFEASIBLE)
-                and attrs.get(ATTR_REUSED_FROM) is None
-                and (attrs.get(ATTR_SPEC_HASH), attrs.get(ATTR_SEED, self._seed), attrs.get(ATTR_EPOCHS)) == key
-            ):
-                copied = {name: value for name, value in attrs.items() if name in REUSED_ATTRS}
-                set_trial_user_attrs(ot_trial, {**copied, ATTR_REUSED_FROM: done.number})
-                self._ot_study.tell(ot_trial, list(done.values), state=TrialState.COMPLETE)
-                self.skipped["reused"] += 1
-                logger.info(
-                    "trial %d reuses trial %d's result (same spec, epochs and seed)", ot_trial.number, done.number
+            if done.state == TrialState.COMPLETE and not attrs.get(ATTR_INFEASIBLE) and ATTR_REUSED_FROM not in attrs:
+                index.setdefault(
+                    (attrs.get(ATTR_SPEC_HASH), attrs.get(ATTR_SEED, self._seed), attrs.get(ATTR_EPOCHS)), done
                 )
-                return True
-        return False
+        return index
 
     def close_unfinished(self) -> list[int]:
         """Record PRUNED, with their curves, the trials Tune stopped without telling the searcher (the

@@ -44,3 +44,11 @@ def test_training_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest.
     text = output.read_text()
     assert "MONAI BasicUNet (reference)" in text and "× BasicUNet" in text
     assert "Data pipeline against pre-loaded tensors" in text and "synthetic 128×128" in text
+
+
+def test_orchestration_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    output = tmp_path / "r.md"
+    assert load_bench("orchestration", monkeypatch).main(["--quick", "--output", str(output)]) == 0
+    text = output.read_text()
+    assert "Our search path against bare Ray Tune + stock OptunaSearch" in text and "ours / reference" in text
+    assert "Fraction of a demo search's wall time outside training" in text and "## Notes" in text
