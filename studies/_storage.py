@@ -149,9 +149,9 @@ def set_trial_user_attrs(trial: Any, attrs: Mapping[str, Any]) -> None:
         with _create_scoped_session(backend.scoped_session, True) as session:
             for key, value in attrs.items():
                 write(session, models.TrialUserAttributeModel, trial_id, key, value)
-        cached = getattr(trial, "_cached_frozen_trial", None)  # what Trial.user_attrs answers from
-        if cached is not None:
-            cached.user_attrs.update(attrs)
-        return
-    for key, value in attrs.items():
-        storage.set_trial_user_attr(trial_id, key, value)
+    else:
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+    cached = getattr(trial, "_cached_frozen_trial", None)  # what Trial.user_attrs answers from
+    if cached is not None:
+        cached.user_attrs.update(attrs)
