@@ -31,6 +31,8 @@ ATTR_RETRY_OF = "retry_of"  # number of the orphaned trial this one retries
 #: A trial whose driver runs elsewhere is orphaned once its heartbeat is this old.
 STALE_AFTER_S = 600.0
 HEARTBEAT_EVERY_S = 60.0
+#: A RUNNING trial that names no driver this long after it started was orphaned between ask and record.
+ASK_GRACE_S = 5.0
 
 
 def _process_start(pid: int) -> float | None:
@@ -68,16 +70,20 @@ class Reconciled:
 def reconcile_orphans(study: optuna.Study) -> Reconciled:
     """Mark every RUNNING trial whose driver is gone FAIL (orphaned) and enqueue its parameters.
 
-    A RUNNING trial without a driver record (never started by a driver of ours, e.g. asked by hand)
-    counts as alive only for ``STALE_AFTER_S`` after it started.
+    A RUNNING trial without a driver record (its driver died between asking and naming itself, or it
+    was asked by hand) counts as alive only for ``ASK_GRACE_S`` after it started.
     """
     storage = study._storage
     orphans = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = dict(trial.user_attrs)
-        if ATTR_DRIVER not in attrs and ATTR_HEARTBEAT not in attrs and trial.datetime_start is not None:
-            attrs[ATTR_HEARTBEAT] = trial.datetime_start.timestamp()
-        if driver_alive(attrs):
+        if ATTR_DRIVER not in attrs and ATTR_HEARTBEAT not in attrs:
+            # A driver names itself in the commit right after asking: a trial that has gone longer
+            # without it was asked by a driver that died in between (or by hand).
+            started = trial.datetime_start.timestamp() if trial.datetime_start is not None else 0.0
+            if time.time() - started < ASK_GRACE_S:
+                continue
+        elif driver_alive(attrs):
             continue
         driver = attrs.get(ATTR_DRIVER) or {}
         storage.set_trial_user_attr(trial._trial_id, ATTR_ORPHANED, True)

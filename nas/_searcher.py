@@ -181,14 +181,17 @@ class StudySearch(OptunaSearch):
             return Searcher.FINISHED
         finished = self._finished_index(trials)
         for _ in range(MAX_SKIPPED_IN_A_ROW):
+            # Ask here rather than in OptunaSearch.suggest, and say at once which driver owns the trial:
+            # a driver killed after this commit leaves a trial that the next search can reconcile.
+            asked = self._ot_study.ask()
+            set_trial_user_attrs(asked, {ATTR_DRIVER: self._driver, ATTR_HEARTBEAT: time.time()})
+            self._ot_trials[trial_id] = asked
             config = super().suggest(trial_id)
             if not isinstance(config, dict):
                 return config
             ot_trial = self._ot_trials[trial_id]
             if not self._skip(ot_trial, config, finished):
-                set_trial_user_attrs(
-                    ot_trial, {ATTR_DRIVER: self._driver, ATTR_HEARTBEAT: time.time(), ATTR_EPOCHS: self._epochs}
-                )
+                set_trial_user_attrs(ot_trial, {ATTR_EPOCHS: self._epochs})
                 return config
             del self._ot_trials[trial_id]
         logger.warning(
@@ -321,7 +324,10 @@ class StudySearch(OptunaSearch):
             attrs[ATTR_MEMORY] = float(result["peak_memory_mb"])
         set_trial_user_attrs(ot_trial, attrs)
         assert self._ot_study is not None  # created in __init__ because the space is given
-        self._ot_study.tell(ot_trial, values if state == TrialState.COMPLETE else None, state=state)
+        try:
+            self._ot_study.tell(ot_trial, values if state == TrialState.COMPLETE else None, state=state)
+        except (RuntimeError, ValueError) as exc:  # finished meanwhile, e.g. reconciled as an orphan
+            logger.warning("trial %d could not be recorded %s: %s", ot_trial.number, state.name, exc)
         self._completed_trials.add(trial_id)
         if self._keep_top is not None and state == TrialState.COMPLETE:
             pruned = prune_weights(self._ot_study, keep_top=self._keep_top)

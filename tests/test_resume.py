@@ -132,3 +132,13 @@ out_dir: {tmp_path / "runs"}
     trials = optuna.load_study(study_name="resumed", storage=url).trials
     retried = sorted(t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs)
     assert retried == sorted(r.number for r in orphans)  # each orphaned architecture was run again
+
+
+def test_a_trial_whose_driver_died_before_naming_itself_is_orphaned_after_a_grace(
+    study: optuna.Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nameless = running(study, None, None)  # asked, then the driver died before its next commit
+    assert reconcile_orphans(study).orphans == ()  # a live driver names itself within milliseconds
+    monkeypatch.setattr("nas._resume.ASK_GRACE_S", 0.0)
+    assert reconcile_orphans(study).orphans == (nameless,)
+    assert study.trials[nameless].state.name == "FAIL"
