@@ -19,7 +19,7 @@ from nas._errors import ConfigError
 from nas._resume import Heartbeat, reconcile_orphans
 from nas._searcher import MAX_SKIPPED_IN_A_ROW, DefineByRun, StudySearch
 from nas._trainable import run_trial
-from search_spaces import SampleContext, baseline_params, block_info, enumerate_specs
+from search_spaces import SampleContext, SearchSpace, baseline_params, block_info, enumerate_specs
 from studies import (
     StudyExistsError,
     TrialRecord,
@@ -107,6 +107,8 @@ def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
     for varies in ("threads_per_trial", "device", "amp"):
         train.pop(varies, None)
     picked = {key: attrs.get(key) for key in ("data", "space", "input_shape", "replicates", "objectives")}
+    if isinstance(picked["space"], dict):  # through SearchSpace: fields added since take their defaults
+        picked["space"] = SearchSpace.from_dict(picked["space"]).to_dict()
     return json.loads(json.dumps({**picked, "train": train if "train" in attrs else None}))
 
 

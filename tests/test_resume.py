@@ -142,3 +142,13 @@ def test_a_trial_whose_driver_died_before_naming_itself_is_orphaned_after_a_grac
     monkeypatch.setattr("nas._resume.ASK_GRACE_S", 0.0)
     assert reconcile_orphans(study).orphans == (nameless,)
     assert study.trials[nameless].state.name == "FAIL"
+
+
+def test_a_study_recorded_before_newer_space_fields_still_resumes() -> None:
+    from nas._search import _comparable
+    from search_spaces import SearchSpace
+
+    current = SearchSpace().to_dict()
+    older = {k: v for k, v in current.items() if k not in ("level_choice", "extra_blocks", "extra_placements")}
+    assert _comparable({"space": older}) == _comparable({"space": current})
+    assert _comparable({"space": {**current, "depths": [3]}}) != _comparable({"space": current})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -25,17 +26,26 @@ from studies import trial_records as records_of
 from trainers import model_cost
 
 
-@pytest.fixture
-def searcher(tmp_path: Path) -> StudySearch:
+def make_searcher(
+    tmp_path: Path, space: SearchSpace | None = None, *, objectives: tuple[str, ...] = ("dice", "gflops"), **extra: Any
+) -> StudySearch:
+    """A searcher on a fresh SQLite study "s" (3 epochs, random sampler, seed 0)."""
     storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", create=True)
-    create_study(storage, "s")
+    create_study(storage, "s", objectives=objectives)
     return StudySearch(
-        define_by_run=DefineByRun(SearchSpace(), SampleContext()),
+        define_by_run=DefineByRun(space or SearchSpace(), SampleContext()),
         storage=storage,
         study_name="s",
         sampler=optuna.samplers.RandomSampler(seed=0),
         epochs=3,
+        objectives=objectives,
+        **extra,
     )
+
+
+@pytest.fixture
+def searcher(tmp_path: Path) -> StudySearch:
+    return make_searcher(tmp_path)
 
 
 def result(epoch: int, dice: float, *, complete: bool = False) -> dict:
@@ -110,18 +120,9 @@ def test_nan_objective_is_a_failure_not_a_result(searcher: StudySearch) -> None:
 
 
 def test_a_spec_over_the_constraints_is_infeasible_untrained_and_steers_the_sampler(tmp_path: Path) -> None:
-    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", create=True)
-    create_study(storage, "s")
     space = SearchSpace(blocks=("none",), depths=(3,), base_widths=(8, 16))
     cheap = model_cost(build_model(ArchSpec(channels=(8, 16, 32))), (1, 32, 32))
-    searcher = StudySearch(
-        define_by_run=DefineByRun(space, SampleContext()),
-        storage=storage,
-        study_name="s",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        epochs=3,
-        screen=Screen(Constraints(max_gflops=cheap.gflops * 1.01), (1, 32, 32)),
-    )
+    searcher = make_searcher(tmp_path, space, screen=Screen(Constraints(max_gflops=cheap.gflops * 1.01), (1, 32, 32)))
     config = searcher.suggest("a")  # whatever was sampled before, this one trains: width 8
     assert isinstance(config, dict) and config["spec"]["channels"] == [8, 16, 32]
     study = searcher._ot_study
@@ -139,17 +140,8 @@ def test_a_spec_over_the_constraints_is_infeasible_untrained_and_steers_the_samp
 
 
 def test_a_duplicate_reuses_the_result_and_the_budget_counts_training_only(tmp_path: Path) -> None:
-    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", create=True)
-    create_study(storage, "s")
     space = SearchSpace(blocks=("none",), depths=(3,), base_widths=(8,))  # a single architecture
-    searcher = StudySearch(
-        define_by_run=DefineByRun(space, SampleContext()),
-        storage=storage,
-        study_name="s",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        epochs=3,
-        trial_budget=2,
-    )
+    searcher = make_searcher(tmp_path, space, trial_budget=2)
     searcher.suggest("a")
     searcher.on_trial_complete("a", {**result(3, 0.4, complete=True), "weights_path": "/w.pt"})
     # Every later sample is the same spec: reused, never trained, until the space counts as exhausted.
@@ -197,16 +189,7 @@ def test_the_result_a_scheduler_stops_a_trial_on_stays_on_its_curve(searcher: St
 
 
 def test_the_study_objectives_choose_the_values_told(tmp_path: Path) -> None:
-    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", create=True)
-    create_study(storage, "s", objectives=("dice", "latency"))
-    searcher = StudySearch(
-        define_by_run=DefineByRun(SearchSpace(), SampleContext()),
-        storage=storage,
-        study_name="s",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        epochs=3,
-        objectives=("dice", "latency"),
-    )
+    searcher = make_searcher(tmp_path, objectives=("dice", "latency"))
     searcher.suggest("a")
     searcher.on_trial_complete("a", {**result(3, 0.6, complete=True), "latency": 4.5, "latency_ms": 4.5})
     (record,) = records_of(searcher._ot_study)  # type: ignore[arg-type]
