@@ -103,7 +103,7 @@ class SearchConfig:
     #: Weights kept: the Pareto set plus this many best trials by Dice (None: every trial's).
     keep_top: int | None = 3
     sampler: str = "nsga2"
-    #: NSGA-II's population (None: a quarter of the trials, between 4 and 20).
+    #: NSGA-II's population (None: a quarter of the trials, between 4 and 10).
     population: int | None = None
     #: Train each architecture with this many training seeds (the seed becomes a sampled parameter).
     replicates: int = 1

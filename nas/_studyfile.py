@@ -42,7 +42,7 @@ class ConstraintsSection(_Section):
 class SamplerSection(_Section):
     name: Literal["nsga2", "tpe", "random", "grid"] = "nsga2"
     seed: int = Field(default=0, ge=0)
-    #: NSGA-II population (default: a quarter of the trials, between 4 and 20).
+    #: NSGA-II population (default: a quarter of the trials, between 4 and 10).
     population: int | None = Field(default=None, ge=2)
     #: Training seeds per architecture (0..replicates-1), e.g. for an ablation's error bars.
     replicates: int = Field(default=1, ge=1)
