@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: search test lint setup
+.PHONY: search test lint setup bench
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -12,6 +12,11 @@ setup: $(STAMP)
 
 search: $(STAMP)
 	$(VENV)/bin/nas search $(ARGS)
+
+# Every benchmark (about 20 minutes on 2 cores; ARGS=--quick for a smoke run): writes BENCHMARKS.md.
+bench: $(STAMP)
+	bash scripts/ensure-chromium.sh
+	$(VENV)/bin/python bench/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -10,13 +10,12 @@ Measures, on a synthetic study written through Optuna into SQLite:
   whole front, on the first visit after the server started and on a reload;
 - the 2-objective Pareto mask, sort-based against the general pairwise (chunked) form.
 
-Writes ``bench/RESULTS-dashboard.md``. ``--quick`` is a smoke run (500 trials, one repetition).
+Part of ``bench/run.py`` (``BENCHMARKS.md``); alone: ``python bench/dashboard.py [--quick] [--output F]``.
+``--quick`` is a smoke run (500 trials, one repetition).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import _machine
+import _report
 import numpy as np
 import optuna
 import plotly
@@ -48,6 +47,7 @@ from studies import StudyReader, open_storage, pareto_mask, pareto_records  # no
 from tests._studyfactory import make_rich_study  # noqa: E402
 
 STUDY = "bench"
+GOAL_BROWSER_S = 2.0  # navigation until the whole front is drawn
 
 
 def best_of(fn: Callable[[], Any], repeats: int) -> float:
@@ -144,19 +144,12 @@ def render(
     browser: list[dict[str, Any]] | str,
     pareto: list[dict[str, Any]],
     front: int,
-    command: str,
 ) -> str:
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# Dashboard benchmarks",
+        f"Study: {trials} synthetic trials in SQLite (80% COMPLETE, 10% PRUNED, 10% FAIL), {front} on the Pareto "
+        f"front; written through Optuna in {build_s:.1f} s.",
         "",
-        f"- date: {now}",
-        f"- machine: {_machine.machine(f'optuna {optuna.__version__}', f'plotly {plotly.__version__}')}",
-        f"- command: `{command}`",
-        f"- study: {trials} synthetic trials in SQLite (80% COMPLETE, 10% PRUNED, 10% FAIL), "
-        f"{front} on the Pareto front; written through Optuna in {build_s:.1f} s",
-        "",
-        f"## Loading a {trials}-trial study, server side (best of repeats)",
+        f"### Loading a {trials}-trial study, server side (best of repeats)",
         "",
         "| path | time (s) | × Optuna |",
         "|---|---|---|",
@@ -166,7 +159,7 @@ def render(
         f"| ours, warm cache (a refresh, another viewer) | {server['warm']:.3f} | "
         f"{server['warm'] / server['optuna']:.2f} |",
         "",
-        "## In headless Chromium: navigation until the Pareto trace holds the whole front (best of repeats)",
+        "### In headless Chromium: navigation until the Pareto trace holds the whole front (best of repeats)",
         "",
     ]
     if isinstance(browser, str):
@@ -174,7 +167,8 @@ def render(
     else:
         lines += ["| view | time (s) | goal ≤ 2 s |", "|---|---|---|"]
         lines += [
-            f"| {r['view']} | {r['seconds']:.2f} | {'met' if r['seconds'] <= 2 else 'not met'} |" for r in browser
+            f"| {r['view']} | {r['seconds']:.2f} | {'met' if r['seconds'] <= GOAL_BROWSER_S else 'not met'} |"
+            for r in browser
         ]
         lines += [
             "",
@@ -183,7 +177,7 @@ def render(
         ]
     lines += [
         "",
-        "## Two-objective Pareto mask: sort-based against the general pairwise form",
+        "### Two-objective Pareto mask: sort-based against the general pairwise form",
         "",
         "| points | sort-based (s) | pairwise, chunked (s) | speed-up |",
         "|---|---|---|---|",
@@ -191,16 +185,43 @@ def render(
     lines += [
         f"| {r['n']:,} | {r['sort']:.4f} | {r['general']:.4f} | {r['general'] / r['sort']:.0f}× |" for r in pareto
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="500 trials, one repetition (a smoke run)")
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS-dashboard.md")
-    args = parser.parse_args(argv)
+def headlines(trials: int, server: dict[str, float], browser: list[dict[str, Any]] | str) -> list[_report.Headline]:
+    rows = [
+        _report.Headline(
+            area="Dashboard",
+            what=f"load a {trials:,}-trial study, server side, cold (read, front + hypervolume figures, JSON)",
+            figure=f"{server['cold']:.3f} s",
+            reference=f"Optuna load + plot_pareto_front {server['optuna']:.3f} s",
+            ratio=server["cold"] / server["optuna"],
+        ),
+        _report.Headline(
+            area="Dashboard",
+            what="the same, warm cache (a refresh, another viewer)",
+            figure=f"{server['warm']:.3f} s",
+            reference=f"Optuna {server['optuna']:.3f} s",
+            ratio=server["warm"] / server["optuna"],
+        ),
+    ]
+    if not isinstance(browser, str):
+        for r in browser:
+            rows.append(
+                _report.Headline(
+                    area="Dashboard",
+                    what=f"headless Chromium, {trials:,} trials: {r['view']}",
+                    figure=f"{r['seconds']:.2f} s",
+                    goal=f"≤ {GOAL_BROWSER_S:g} s",
+                    met=r["seconds"] <= GOAL_BROWSER_S,
+                )
+            )
+    return rows
+
+
+def measure(quick: bool) -> _report.Section:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    trials, repeats = (500, 1) if args.quick else (5000, 3)
+    trials, repeats = (500, 1) if quick else (5000, 3)
     with tempfile.TemporaryDirectory(prefix="nas-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         started = time.perf_counter()
@@ -215,12 +236,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warm": best_of(our_page(url, warm_reader), repeats),
         }
         browser = browser_rows(url, front, repeats)
-    pareto = pareto_rows((5_000,) if args.quick else (5_000, 20_000), repeats)
-    command = "python bench/dashboard.py" + (" --quick" if args.quick else "")
-    text = render(trials, build_s, server, browser, pareto, front, command)
-    args.output.write_text(text)
-    print(text)
-    return 0
+    pareto = pareto_rows((5_000,), repeats)
+    return _report.Section(
+        title="Dashboard",
+        body=render(trials, build_s, server, browser, pareto, front),
+        headlines=headlines(trials, server, browser),
+        versions=(f"optuna {optuna.__version__}", f"plotly {plotly.__version__}"),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return _report.standalone(measure, "dashboard.py", argv, __doc__)
 
 
 if __name__ == "__main__":

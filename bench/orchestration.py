@@ -14,7 +14,8 @@
 - **The fraction of a demo search's wall time spent outside training**: small real searches with
   the real trainable on the built-in synthetic data, against the trainers' own loop time.
 
-Writes ``bench/RESULTS-orchestration.md``. ``--quick`` is a smoke run (8 trivial trials, one round,
+Part of ``bench/run.py`` (``BENCHMARKS.md``); alone it prints its section (``--output F`` writes it too).
+``--quick`` is a smoke run (8 trivial trials, one round,
 NSGA-II only; a 3-trial, 1-epoch demo search).
 """
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime as dt
 import functools
 import hashlib
 import json
@@ -42,7 +42,7 @@ from typing import Any
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # as run_search sets it: no progress tables
 
-import _machine
+import _report
 import optuna
 import ray
 from ray import tune
@@ -449,26 +449,17 @@ def render(
     runs: dict[str, dict[str, list[Run]]],
     demos: list[Demo],
     profiles: dict[str, dict[str, Profile]],
-    command: str,
     quick: bool,
     load: tuple[float, float],
     code: str,
 ) -> str:
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    versions = f"ray {ray.__version__}", f"optuna {optuna.__version__}"
     first = setups[0]
     rounds = len(runs[first.sampler]["ours"])
     lines = [
-        "# Orchestration benchmarks",
+        f"Code: {code}. Load average (1 min) at the start / the end: {load[0]:.1f} / {load[1]:.1f} (anything else "
+        "running on the machine makes every figure slower and noisier).",
         "",
-        f"- date: {now}",
-        f"- machine: {_machine.machine(*versions)}",
-        f"- command: `{command}`",
-        f"- code: {code}",
-        f"- load average (1 min) at the start / the end: {load[0]:.1f} / {load[1]:.1f} (anything else running on "
-        "the machine makes every figure slower and noisier)",
-        "",
-        "## Our search path against bare Ray Tune + stock OptunaSearch (trivial trials)",
+        "### Our search path against bare Ray Tune + stock OptunaSearch (trivial trials)",
         "",
         f"{first.trials} trials that train nothing ({first.epochs} per-epoch reports and a complete result each), "
         f"{first.concurrency} at a time, 1 CPU each, the demo space, sampler seed 0, no baselines enqueued; "
@@ -513,7 +504,7 @@ def render(
         "running it (REUSED) and samples again, so it runs as many Ray trials on more distinct "
         "architectures, at the price of the extra sampling; the reference runs duplicates again.",
         "",
-        "## Fraction of a demo search's wall time outside training",
+        "### Fraction of a demo search's wall time outside training",
         "",
         "Real searches (`nas.run_search(config)`, the real trainable) on the built-in synthetic 2D data, "
         f"{demos[0].concurrency} trials at a time, 1 CPU (1 thread) each, NSGA-II with the baselines enqueued "
@@ -551,7 +542,7 @@ def render(
         "also take CPU time from the training itself. These fixed costs per trial and per search weigh "
         "less as trials train longer: the demo preset trains 20 trials of 10 epochs.",
         "",
-        "## Notes",
+        "### Notes",
         "",
     ]
     if not profiles:
@@ -599,22 +590,10 @@ def shown_command(argv: Sequence[str]) -> str:
     return " ".join(["python bench/orchestration.py", *shown])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="8 trivial trials, one round, NSGA-II; a tiny demo search")
-    parser.add_argument("--trials", type=int, default=None, help="trivial trials per run (default 40; quick 8)")
-    parser.add_argument("--rounds", type=int, default=None, help="runs of each path (default 3; quick 1)")
-    parser.add_argument(
-        "--samplers", default=None, help="comma-separated: nsga2, tpe, random (default nsga2,tpe; quick nsga2)"
-    )
-    parser.add_argument("--profile", action="store_true", help="profile one more run of each path, for every sampler")
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS-orchestration.md")
-    args = parser.parse_args(argv)
-    trials = args.trials or (8 if args.quick else 40)
-    rounds = args.rounds or (1 if args.quick else 3)
-    samplers = (args.samplers or ("nsga2" if args.quick else "nsga2,tpe")).split(",")
-    if any(s not in ("nsga2", "tpe", "random") for s in samplers):
-        parser.error(f"--samplers: {args.samplers!r}; expected a comma-separated list of nsga2, tpe, random")
+def collect(
+    trials: int, rounds: int, samplers: Sequence[str], quick: bool, profile_all: bool = False
+) -> tuple[str, list[_report.Headline]]:
+    """Run the orchestration benchmarks; the markdown body and the headline rows."""
     setups = [Setup(trials=trials, concurrency=2, epochs=3, sampler=s) for s in samplers]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     module = sys.modules.get(__name__)
@@ -634,21 +613,87 @@ def main(argv: Sequence[str] | None = None) -> int:
             profiles: dict[str, dict[str, Profile]] = {}
             for setup in setups:
                 # Unasked, only the first sampler that misses the goal (the figures are much alike).
-                missed = not args.quick and ratio(runs[setup.sampler]) > GOAL_RATIO and not profiles
-                if args.profile or missed:
+                missed = not quick and ratio(runs[setup.sampler]) > GOAL_RATIO and not profiles
+                if profile_all or missed:
                     profiles[setup.sampler] = {
                         name: profile(functools.partial(runner, setup, root, f"{setup.sampler}-profile-{name}"))
                         for name, runner in RUNNERS.items()
                     }
-            demos = [demo_search(root, *d) for d in (QUICK_DEMOS if args.quick else DEMOS)]
+            demos = [demo_search(root, *d) for d in (QUICK_DEMOS if quick else DEMOS)]
     finally:
         if started_ray:
             ray.shutdown()
         if by_value:
             ray.cloudpickle.unregister_pickle_by_value(module)
+    body = render(setups, runs, demos, profiles, quick, (load_start, os.getloadavg()[0]), code)
+    return body, headlines(setups, runs, demos)
+
+
+def headlines(setups: list[Setup], runs: dict[str, dict[str, list[Run]]], demos: list[Demo]) -> list[_report.Headline]:
+    rows = []
+    for setup in setups:
+        by_path = runs[setup.sampler]
+        median = ratio(by_path)
+        rows.append(
+            _report.Headline(
+                area="Orchestration",
+                what=f"{setup.trials} trivial trials through our search path, {setup.sampler} (median of "
+                f"{len(by_path['ours'])} rounds)",
+                figure=f"{statistics.median(r.seconds for r in by_path['ours']):.2f} s",
+                reference="bare Ray Tune + stock OptunaSearch "
+                f"{statistics.median(r.seconds for r in by_path['reference']):.2f} s",
+                ratio=median,
+                goal=f"≤ {GOAL_RATIO}×",
+                met=median <= GOAL_RATIO,
+            )
+        )
+    for d in demos:
+        rows.append(
+            _report.Headline(
+                area="Orchestration",
+                what=f"share of a small search's wall time outside training: {d.name}",
+                figure=f"{100 * d.outside:.0f}% (wall {d.wall_s:.1f} s)",
+                reference=f"training alone, perfectly packed {d.ideal_s:.1f} s",
+                ratio=d.wall_s / d.ideal_s if d.ideal_s else None,
+                goal=f"≤ {100 * GOAL_OUTSIDE:.0f}% outside",
+                met=d.outside <= GOAL_OUTSIDE,
+            )
+        )
+    return rows
+
+
+def measure(quick: bool) -> _report.Section:
+    """The harness's run: 40 trials, 3 rounds, NSGA-II and TPE (quick: 8 trials, one round, NSGA-II)."""
+    body, rows = collect(8 if quick else 40, 1 if quick else 3, ("nsga2",) if quick else ("nsga2", "tpe"), quick)
+    return _report.Section(
+        "Orchestration", body, rows, versions=(f"ray {ray.__version__}", f"optuna {optuna.__version__}")
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="8 trivial trials, one round, NSGA-II; a tiny demo search")
+    parser.add_argument("--trials", type=int, default=None, help="trivial trials per run (default 40; quick 8)")
+    parser.add_argument("--rounds", type=int, default=None, help="runs of each path (default 3; quick 1)")
+    parser.add_argument(
+        "--samplers", default=None, help="comma-separated: nsga2, tpe, random (default nsga2,tpe; quick nsga2)"
+    )
+    parser.add_argument("--profile", action="store_true", help="profile one more run of each path, for every sampler")
+    parser.add_argument("--output", type=Path, default=None, help="also write the results to this markdown file")
+    args = parser.parse_args(argv)
+    trials = args.trials or (8 if args.quick else 40)
+    rounds = args.rounds or (1 if args.quick else 3)
+    samplers = (args.samplers or ("nsga2" if args.quick else "nsga2,tpe")).split(",")
+    if any(s not in ("nsga2", "tpe", "random") for s in samplers):
+        parser.error(f"--samplers: {args.samplers!r}; expected a comma-separated list of nsga2, tpe, random")
+    body, rows = collect(trials, rounds, samplers, args.quick, args.profile)
+    versions = (f"ray {ray.__version__}", f"optuna {optuna.__version__}")
     command = shown_command(sys.argv[1:] if argv is None else argv)
-    text = render(setups, runs, demos, profiles, command, args.quick, (load_start, os.getloadavg()[0]), code)
-    args.output.write_text(text)
+    section = _report.Section("Orchestration", body, rows)
+    lines = [*_report.header("Orchestration", command, versions), "", *_report.summary_table([section]), "", body]
+    text = "\n".join(lines).rstrip() + "\n"
+    if args.output is not None:
+        args.output.write_text(text)
     print(text)
     return 0
 

@@ -2,20 +2,21 @@
 
 - **Throughput** (training images per second: forward, Dice-CE loss, backward, AdamW step) of our
   U-Net without attention against MONAI's ``BasicUNet`` with the same widths (same depth, instance
-  norm, transposed-convolution upsampling), in 2D and 3D; our U-Net with joint attention at its
-  skips is shown beside them. Models alternate round by round; each figure is the best round.
+  norm, transposed-convolution upsampling), and of our U-Net with attention gates at every skip
+  against MONAI's ``AttentionUnet`` with the same widths and depth (strides of 2), in 2D and 3D; our
+  U-Net with joint attention at its skips is shown beside them. Models alternate round by round;
+  each figure is the best round.
 - **Data pipeline**: one epoch of ``trainers.training_loader`` (random patch crops, flips and
   rotations from images decoded once into memory) feeding the same training step, against the same
   steps over batches pre-loaded as tensors (the pipeline's ideal). On DRIVE's 584×565 fundus images
   when ``$NAS_SHARED_DATA/drive`` exists, and always on the built-in synthetic images.
 
-Writes ``bench/RESULTS-training.md``. ``--quick`` is a smoke run (fewer steps, one round).
+Part of ``bench/run.py`` (``BENCHMARKS.md`` holds the last full run). Alone: ``--quick`` is a smoke
+run (fewer steps, one round); ``--output FILE`` also writes the results there.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import os
 import sys
 import time
@@ -23,10 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import _machine
+import _report
 import monai
 import torch
-from monai.networks.nets import BasicUNet
+from _report import Headline, Section
+from monai.networks.nets import AttentionUnet, BasicUNet
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
@@ -86,18 +88,30 @@ CASES = (
 )
 
 
+BASIC = "MONAI BasicUNet (reference)"
+ATTENTION = "MONAI AttentionUnet (reference)"
+PLAIN = "ours, unet, no attention"
+GATES = "ours, unet, attention gates at every skip"
+JOINT = "ours, unet, joint attention at skips 1-3"
+
+
 def models(case: Case) -> dict[str, nn.Module]:
     ours = ArchSpec(spatial_dims=case.dims, in_channels=1, out_channels=2, channels=case.widths)
+    every_skip = tuple(range(len(case.widths) - 1))
+    gates = replace(ours, attention=AttentionSpec("ag", (), (("skip", every_skip),)))
     joint = replace(
         ours,
         attention=AttentionSpec(
             "joint", (("arrangement", "parallel"), ("shortcut", "inside")), (("skip", tuple(range(1, 4))),)
         ),
     )
+    strides = (2,) * (len(case.widths) - 1)
     return {
-        "MONAI BasicUNet (reference)": BasicUNet(case.dims, 1, 2, features=(*case.widths, case.widths[0])),
-        "ours, unet, no attention": build_model(ours),
-        "ours, unet, joint attention at skips 1-3": build_model(joint),
+        BASIC: BasicUNet(case.dims, 1, 2, features=(*case.widths, case.widths[0])),
+        ATTENTION: AttentionUnet(case.dims, 1, 2, channels=case.widths, strides=strides),
+        PLAIN: build_model(ours),
+        GATES: build_model(gates),
+        JOINT: build_model(joint),
     }
 
 
@@ -157,33 +171,52 @@ def pipeline_rows(quick: bool, rounds: int) -> list[tuple[str, float, float, flo
     return rows
 
 
-def render(
-    throughput: list[tuple[str, str, float, int]],
-    pipeline: list[tuple[str, float, float, float]],
-    command: str,
-) -> str:
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    versions = f"torch {torch.__version__}; monai {monai.__version__}; {torch.get_num_threads()} threads"
+def headline(case: str, name: str, ips: float, reference: str, ref_ips: float, goal: float | None) -> Headline:
+    ratio = ips / ref_ips
+    return Headline(
+        area="Training throughput",
+        what=f"{case}: {name}",
+        figure=f"{ips:.1f} images/s",
+        reference=f"{reference.removesuffix(' (reference)')}, {ref_ips:.1f} images/s",
+        ratio=ratio,
+        goal="" if goal is None else f"≥ {goal:.1f}×",
+        met=None if goal is None else ratio >= goal,
+    )
+
+
+def measure(quick: bool) -> Section:
+    steps, rounds = (2, 1) if quick else (10, 3)
+    throughput = throughput_rows(steps, rounds)
+    pipeline = pipeline_rows(quick, rounds)
     lines = [
-        "# Training benchmarks",
+        "### Training throughput (forward + Dice-CE + backward + AdamW; best round)",
         "",
-        f"- date: {now}",
-        f"- machine: {_machine.machine(versions)}",
-        f"- command: `{command}`",
-        "",
-        "## Training throughput (forward + Dice-CE + backward + AdamW; best round)",
-        "",
-        "| input | model | parameters | images/s | × BasicUNet | goal ≥ 1.0× (no attention) |",
-        "|---|---|---|---|---|---|",
+        "| input | model | parameters | images/s | × BasicUNet | × AttentionUnet | goal ≥ 1.0× (no attention) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    reference = {case: ips for case, name, ips, _ in throughput if name.startswith("MONAI")}
+    ips_of = {(case, name): ips for case, name, ips, _ in throughput}
+    headlines = []
     for case, name, ips, params in throughput:
-        ratio = ips / reference[case]
-        goal = ("met" if ratio >= 1.0 else "not met") if "no attention" in name else ""
-        lines.append(f"| {case} | {name} | {params:,} | {ips:.1f} | {ratio:.2f} | {goal} |")
+        basic, attention = ips / ips_of[case, BASIC], ips / ips_of[case, ATTENTION]
+        goal = ("met" if basic >= 1.0 else "not met") if name == PLAIN else ""
+        lines.append(f"| {case} | {name} | {params:,} | {ips:.1f} | {basic:.2f} | {attention:.2f} | {goal} |")
+        if name == PLAIN:
+            headlines.append(headline(case, name, ips, BASIC, ips_of[case, BASIC], 1.0))
+        elif name == GATES:
+            headlines.append(headline(case, name, ips, ATTENTION, ips_of[case, ATTENTION], None))
+        elif name == JOINT:
+            headlines.append(headline(case, name, ips, BASIC, ips_of[case, BASIC], None))
     lines += [
         "",
-        "## Data pipeline against pre-loaded tensors (one epoch, same steps, best round)",
+        "Our attention-gate row is the like-for-like counterpart of `AttentionUnet` (same widths, depth and "
+        "gated skips), not an identical network: `AttentionUnet` has no norm option and uses batch norm in "
+        "its encoder, upsampling and gates (ours and `BasicUNet` use instance norm), downsamples with a "
+        "stride-2 convolution instead of max pooling, upsamples with a kernel-3 transposed convolution "
+        "followed by batch norm and ReLU (ours: kernel 2, nothing after), has one convolution per decoder "
+        "level instead of two (instance norm and PReLU, MONAI's defaults), and gates each skip with the "
+        "upsampled decoder feature where ours gates it with the coarser one.",
+        "",
+        "### Data pipeline against pre-loaded tensors (one epoch, same steps, best round)",
         "",
         "| data | pipeline (s) | pre-loaded (s) | throughput × pre-loaded | goal ≥ 0.9× | loader alone (s) |",
         "|---|---|---|---|---|---|",
@@ -193,6 +226,17 @@ def render(
         lines.append(
             f"| {name} | {pipe:.2f} | {pre:.2f} | {ratio:.2f} | {'met' if ratio >= 0.9 else 'not met'} | {loader:.2f} |"
         )
+        headlines.append(
+            Headline(
+                area="Training throughput",
+                what=f"data pipeline, one epoch: {name}",
+                figure=f"{pipe:.2f} s",
+                reference=f"pre-loaded tensors, {pre:.2f} s",
+                ratio=ratio,
+                goal="≥ 0.9×",
+                met=ratio >= 0.9,
+            )
+        )
     lines += [
         "",
         "The pipeline decodes every image once, into memory, when the data is loaded (what MONAI's "
@@ -200,21 +244,12 @@ def render(
         "flips and rotations, in the training process.",
         "",
     ]
-    return "\n".join(lines)
+    versions = (f"torch {torch.__version__}", f"monai {monai.__version__}", f"{torch.get_num_threads()} torch threads")
+    return Section("Training benchmarks", "\n".join(lines), headlines, versions)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="few steps, one round (a smoke run)")
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS-training.md")
-    args = parser.parse_args(argv)
-    steps, rounds = (2, 1) if args.quick else (10, 3)
-    throughput = throughput_rows(steps, rounds)
-    pipeline = pipeline_rows(args.quick, rounds)
-    text = render(throughput, pipeline, "python bench/training.py" + (" --quick" if args.quick else ""))
-    args.output.write_text(text)
-    print(text)
-    return 0
+    return _report.standalone(measure, "training.py", argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""The benchmark harnesses run (their figures are written down, not asserted)."""
+"""The benchmark harness runs (its figures are written down, not asserted), and the data it ships is sound."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -11,9 +13,20 @@ import pytest
 
 from tests.conftest import REPO
 
+#: The section titles of BENCHMARKS.md, one per benchmark of bench/run.py.
+SECTIONS = (
+    "Attention kernels",
+    "Training throughput",
+    "Memory estimate",
+    "Orchestration",
+    "Dashboard",
+    "Search efficiency (tabular benchmark)",
+    "Main job",
+)
+
 
 def load_bench(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(REPO / "bench"))  # the scripts import their shared helper
+    monkeypatch.syspath_prepend(str(REPO / "bench"))  # the scripts import their shared helpers
     spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -22,33 +35,55 @@ def load_bench(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return module
 
 
-def test_search_space_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    output = tmp_path / "results.md"
-    assert load_bench("search_space", monkeypatch).main(["--quick", "--output", str(output)]) == 0
+@pytest.mark.slow
+def test_benchmark_harness_quick_mode_runs(tmp_path: Path) -> None:
+    """`bench/run.py --quick` runs every benchmark and writes the report (the figures are not checked)."""
+    output = tmp_path / "BENCHMARKS.md"
+    env = {**os.environ, "NAS_SHARED_DATA": str(tmp_path / "absent")}  # synthetic data only: fast, always there
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--output", str(output)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     text = output.read_text()
-    assert "Self-attention at a 64x64 skip level" in text and "Worst deviation" in text
+    assert "**Failed:**" not in text
+    assert "## Summary" in text and "| area | what | figure | reference (same run) |" in text
+    for title in SECTIONS:
+        assert f"\n## {title}\n" in text, title
+    assert "MONAI AttentionUnet (reference)" in text and "joint pwa_first/separate" in text
+    assert "- command: `python bench/run.py --quick`" in text and "- machine: " in text
 
 
-def test_dashboard_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    output = tmp_path / "results.md"
-    assert load_bench("dashboard", monkeypatch).main(["--quick", "--output", str(output)]) == 0
-    text = output.read_text()
-    assert "Loading a 500-trial study, server side" in text and "× Optuna" in text
-    assert "In headless Chromium" in text and "Two-objective Pareto mask" in text
+def test_tabular_benchmark_covers_the_demo_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped table answers every architecture the demo space can sample, and only those."""
+    bench = load_bench("search_efficiency", monkeypatch)
+    _, rows = bench.load_table()
+    from nas import DEMO_SPACE
+    from search_spaces import enumerate_specs
+
+    hashes = {spec.spec_hash() for _, spec in enumerate_specs(DEMO_SPACE, bench.CONTEXT)}
+    assert set(rows) == hashes
+    assert all(0.0 <= r.dice <= 1.0 and r.gflops > 0 and r.params > 0 for r in rows.values())
 
 
-def test_training_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    output = tmp_path / "results.md"
-    monkeypatch.setenv("NAS_SHARED_DATA", str(tmp_path / "absent"))  # synthetic data only: fast and always there
-    assert load_bench("training", monkeypatch).main(["--quick", "--output", str(output)]) == 0
-    text = output.read_text()
-    assert "MONAI BasicUNet (reference)" in text and "× BasicUNet" in text
-    assert "Data pipeline against pre-loaded tensors" in text and "synthetic 128×128" in text
-
-
-def test_orchestration_benchmark_quick_mode_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    output = tmp_path / "r.md"
-    assert load_bench("orchestration", monkeypatch).main(["--quick", "--output", str(output)]) == 0
-    text = output.read_text()
-    assert "Our search path against bare Ray Tune + stock OptunaSearch" in text and "ours / reference" in text
-    assert "Fraction of a demo search's wall time outside training" in text and "## Notes" in text
+def test_simulated_search_counts_only_new_architectures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ours trains each architecture once (duplicates are free); stock samplers count every sample."""
+    bench = load_bench("search_efficiency", monkeypatch)
+    _, rows = bench.load_table()
+    reference = bench.reference_point(list(rows.values()))
+    budget = 120
+    ours = bench.simulate(rows, "random", "ours", seed=0, budget=budget, reference=reference)
+    stock = bench.simulate(rows, "random", "stock", seed=0, budget=budget, reference=reference)
+    points = bench.np.array([[r.dice, r.gflops] for r in rows.values()])
+    true_hv = bench.front_hypervolume(points[bench.pareto_mask(points, bench.MAXIMIZE)], reference)
+    assert len(ours.trained) == len(set(ours.trained)) == budget and ours.asked > budget
+    assert len(stock.trained) == stock.asked == budget > len(set(stock.trained))
+    for run in (ours, stock):
+        assert len(run.hypervolumes) == budget and 0 < run.hypervolumes[-1] <= true_hv + 1e-12
+        assert all(a <= b + 1e-12 for a, b in zip(run.hypervolumes, run.hypervolumes[1:], strict=False))
+    # The baselines go first: the first trial ours trains is U-Net without attention.
+    assert rows[ours.trained[0]].label.startswith("none unet ")
