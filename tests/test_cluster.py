@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy.exc
 
 from nas.cli import main
 from studies import spent_trials, trial_records
@@ -46,12 +47,16 @@ out_dir: {tmp_path / "runs"}
 
 
 @pytest.fixture
-def two_node_cluster() -> Iterator[str]:
+def two_node_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """``ray start --head`` plus a second ``ray start --address`` node, one CPU each, on this machine.
 
-    The nodes inherit this process's environment, so they use the token authentication mode this
-    process's Ray uses (Ray 2.5x enables token auth for a local ``ray.init()`` and writes
-    ``~/.ray/auth_token``; forcing another mode on the nodes would lock this driver out)."""
+    The nodes and this driver must agree on Ray's authentication mode. Ray 2.60's ``ray start
+    --head`` turns token authentication on when ``RAY_AUTH_MODE`` is unset and ``~/.ray/auth_token``
+    exists, but a joining ``ray start --address`` does not, and is refused. A local ``ray.init()``
+    earlier in this process sets ``RAY_AUTH_MODE=token`` (and caches it), so a mode already set is
+    inherited; otherwise the nodes and this driver all run with authentication disabled."""
+    if "RAY_AUTH_MODE" not in os.environ:
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     port = free_port()
     address = f"127.0.0.1:{port}"
     head = [RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
@@ -91,7 +96,7 @@ def test_a_worker_killed_mid_trial_is_recorded_fail_and_the_search_finishes(tmp_
             time.sleep(0.3)
             try:
                 study = optuna.load_study(study_name="shared", storage=url)
-            except KeyError:
+            except (KeyError, sqlalchemy.exc.OperationalError):  # no study yet; its tables being created
                 continue
             for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 worker = trial.user_attrs.get("worker")
