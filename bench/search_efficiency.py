@@ -282,8 +282,9 @@ def measure(quick: bool) -> _report.Section:
     true_front = points[pareto_mask(points, MAXIMIZE)]
     true_hv = front_hypervolume(true_front, reference)
     target = TARGET * true_hv
+    population = nas.make_sampler(nas.SearchConfig(trials=budget)).__dict__.get("_population_size")
     lines = [
-        f"{header}.",
+        f"{header[:1].upper()}{header[1:]}.",
         "",
         f"{len(rows)} architectures; Dice {points[:, 0].min():.3f}–{points[:, 0].max():.3f}, "
         f"GFLOPs {points[:, 1].min():.3f}–{points[:, 1].max():.3f}; the true front holds {len(true_front)} of them. "
@@ -320,8 +321,9 @@ def measure(quick: bool) -> _report.Section:
         "duplicates trained again. *ours*: as `StudySearch` runs it: the baselines (no attention, pwa, sa, joint) "
         "enqueued first, a duplicate of a finished architecture told its earlier result without counting, and the "
         f"search stops after {nas.MAX_SKIPPED_IN_A_ROW} duplicates in a row (it then keeps its last hypervolume). "
-        "HV cells: mean ± standard deviation over the seeds. A median of `> N` means most seeds never reached the "
-        "target within the budget.",
+        f"NSGA-II's population is `nas.make_sampler`'s default for this budget ({population}), TPE's start-up "
+        "phase too. HV cells: mean ± standard deviation over the seeds. A median of `> N` means most seeds "
+        "never reached the target within the budget.",
     ]
     goal_text = f"≤ {GOAL:g}× stock random"
     headline = _report.Headline(

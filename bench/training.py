@@ -245,7 +245,7 @@ def measure(quick: bool) -> Section:
         "",
     ]
     versions = (f"torch {torch.__version__}", f"monai {monai.__version__}", f"{torch.get_num_threads()} torch threads")
-    return Section("Training benchmarks", "\n".join(lines), headlines, versions)
+    return Section("Training throughput", "\n".join(lines), headlines, versions)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

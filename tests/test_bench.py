@@ -17,7 +17,7 @@ from tests.conftest import REPO
 SECTIONS = (
     "Attention kernels",
     "Training throughput",
-    "Memory estimate",
+    "Search space: memory estimate",
     "Orchestration",
     "Dashboard",
     "Search efficiency (tabular benchmark)",
