@@ -13,7 +13,7 @@ setup: $(STAMP)
 search: $(STAMP)
 	$(VENV)/bin/nas search $(ARGS)
 
-# Every benchmark (about 20 minutes on 2 cores; ARGS=--quick for a smoke run): writes BENCHMARKS.md.
+# Every benchmark (about 15 minutes on 2 cores; ARGS=--quick for a smoke run): writes BENCHMARKS.md.
 bench: $(STAMP)
 	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/python bench/run.py $(ARGS)

@@ -1,6 +1,6 @@
 """Every benchmark of attention-nas in one run; writes ``BENCHMARKS.md`` at the repository root.
 
-    .venv/bin/python bench/run.py            # about 20 minutes on 2 cores (make bench)
+    .venv/bin/python bench/run.py            # about 15 minutes on 2 cores (make bench)
     .venv/bin/python bench/run.py --quick    # a smoke run, under 3 minutes (a test runs it)
     .venv/bin/python bench/run.py --only kernels,training
 

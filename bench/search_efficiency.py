@@ -4,7 +4,7 @@
   space (none / pwa / sa / the nine joint-attention variants at any non-empty subset of the skip
   levels, U-Net of depth 3 or 4, base width 8 or 16: 224 architectures) trained once on the built-in
   synthetic data at a small budget, by the product itself (a ``grid`` search through
-  ``nas.run_search``). ``--build`` trains it again (about 20 minutes on 2 cores) and rewrites the
+  ``nas.run_search``). ``--build`` trains it again (about 22 minutes on 2 cores) and rewrites the
   file; nothing else trains.
 - **The simulation**: each sampler searches the space define-by-run exactly as in a study
   (``search_spaces.sample_spec`` on an Optuna trial, the sampler built by ``nas.make_sampler``), and
