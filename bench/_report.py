@@ -95,10 +95,14 @@ def standalone(measure: Callable[[bool], Section], script: str, argv: Sequence[s
     parser.add_argument("--output", type=Path, default=None, help="also write the results to this markdown file")
     args = parser.parse_args(argv)
     section = timed_measure(measure, args.quick)
-    command = f"python bench/{script}" + (" --quick" if args.quick else "")
+    write_alone(section, f"python bench/{script}" + (" --quick" if args.quick else ""), args.output)
+    return 0
+
+
+def write_alone(section: Section, command: str, output: Path | None) -> None:
+    """Print one benchmark's report (header, its summary rows, its section) and write it to ``output``."""
     lines = [*header(section.title, command, section.versions), "", *summary_table([section]), "", section.body]
     text = "\n".join(lines).rstrip() + "\n"
-    if args.output is not None:
-        args.output.write_text(text)
+    if output is not None:
+        output.write_text(text)
     print(text)
-    return 0

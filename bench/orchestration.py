@@ -31,7 +31,6 @@ import os
 import pstats
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from typing import Any
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # as run_search sets it: no progress tables
 
+import _machine
 import _report
 import optuna
 import ray
@@ -426,24 +426,6 @@ def causes(sampler: str, ours: Profile, ref: Profile, runs: dict[str, list[Run]]
     return lines
 
 
-def code_version() -> str:
-    """The commit the project's code is at, and whether its packages have uncommitted changes."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE.parent, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", *PACKAGES],
-            cwd=HERE.parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return f"commit {head}" + (" with uncommitted changes" if dirty else "")
-
-
 def render(
     setups: list[Setup],
     runs: dict[str, dict[str, list[Run]]],
@@ -602,7 +584,7 @@ def collect(
         # bench/ is not a package: Ray's workers cannot import this module by name, so its trial
         # function travels by value (run as a script, __main__'s functions already do).
         ray.cloudpickle.register_pickle_by_value(module)
-    load_start, code = os.getloadavg()[0], code_version()  # the driver's code is imported by now
+    load_start, code = os.getloadavg()[0], _machine.commit(PACKAGES)  # the driver's code is imported by now
     started_ray = not ray.is_initialized()
     if started_ray:  # a runtime of our own, even if a cluster runs on this machine
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -689,12 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     body, rows = collect(trials, rounds, samplers, args.quick, args.profile)
     versions = (f"ray {ray.__version__}", f"optuna {optuna.__version__}")
     command = shown_command(sys.argv[1:] if argv is None else argv)
-    section = _report.Section("Orchestration", body, rows)
-    lines = [*_report.header("Orchestration", command, versions), "", *_report.summary_table([section]), "", body]
-    text = "\n".join(lines).rstrip() + "\n"
-    if args.output is not None:
-        args.output.write_text(text)
-    print(text)
+    _report.write_alone(_report.Section("Orchestration", body, rows, versions), command, args.output)
     return 0
 
 

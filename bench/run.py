@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -27,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
+import _machine  # noqa: E402
 import _report  # noqa: E402
 
 #: (module, what it measures), in the order they run and appear.
@@ -39,19 +39,6 @@ BENCHMARKS = (
     ("search_efficiency", "trials to a good front: NSGA-II, TPE and random on a tabular benchmark"),
     ("main_job", "the README's main job"),
 )
-
-
-def commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" with uncommitted changes" if dirty else "")
 
 
 def run(names: Sequence[str], quick: bool) -> tuple[list[_report.Section], list[str]]:
@@ -76,7 +63,7 @@ def render(sections: Sequence[_report.Section], command: str, total_s: float, lo
     versions = dict.fromkeys(v for s in sections for v in s.versions)  # ordered, unique
     lines = [
         *_report.header("attention-nas benchmarks", command, list(versions)),
-        f"- code: commit {commit()}",
+        f"- code: {_machine.commit()}",
         f"- whole run: {total_s / 60:.1f} min; load average (1 min) at the start / the end: "
         f"{load[0]:.1f} / {load[1]:.1f}",
         "",

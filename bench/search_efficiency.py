@@ -313,7 +313,7 @@ def measure(quick: bool) -> _report.Section:
         name = f"**{sampler}** (our default)" if (sampler, mode) == ("nsga2", "ours") else sampler
         lines.append(f"| {mode} | {name} | " + " | ".join(cells) + f" | {to_target} | {asked:.2f} | {early} |")
     ours, random_stock = medians[("nsga2", "ours")], medians[("random", "stock")]
-    ratio = ours / random_stock if np.isfinite(ours) and np.isfinite(random_stock) else None
+    ratio = _ratio(ours, random_stock)
     met = bool(np.isfinite(ours) and (not np.isfinite(random_stock) or ours <= GOAL * random_stock))
     lines += [
         "",
@@ -342,9 +342,7 @@ def measure(quick: bool) -> _report.Section:
             what=f"trials to {TARGET:.0%} of the true front's hypervolume, {mode} {sampler}",
             figure=_fmt_trials(medians[(sampler, mode)], budget),
             reference=f"stock random {_fmt_trials(random_stock, budget)}",
-            ratio=medians[(sampler, mode)] / random_stock
-            if np.isfinite(medians[(sampler, mode)]) and np.isfinite(random_stock)
-            else None,
+            ratio=_ratio(medians[(sampler, mode)], random_stock),
         )
         for sampler, mode in combos
         if (sampler, mode) not in {("nsga2", "ours"), ("random", "stock")}
@@ -355,6 +353,11 @@ def measure(quick: bool) -> _report.Section:
         headlines=[headline, *others],
         versions=(f"optuna {optuna.__version__}",),
     )
+
+
+def _ratio(trials: float, reference: float) -> float | None:
+    """``trials ÷ reference``, or None when either never reached the target (a median of inf)."""
+    return trials / reference if np.isfinite(trials) and np.isfinite(reference) else None
 
 
 def _fmt_trials(median: float, budget: int) -> str:
