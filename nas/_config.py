@@ -83,6 +83,35 @@ def unique_study_name(prefix: str = "search") -> str:
     return f"{prefix}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
+def check_side(space: SearchSpace, side: int, field_name: str) -> None:
+    """A network of the space's deepest backbone halves its input ``depth - 1`` times."""
+    stride = 2 ** (max(space.depths) - 1)
+    if side % stride:
+        raise ConfigError(
+            f"{field_name}: {side} is not divisible by {stride}, which a {max(space.depths)}-level backbone needs"
+        )
+
+
+def check_input_shape(space: SearchSpace, data: SyntheticConfig | FilesConfig, input_shape: tuple[int, ...]) -> None:
+    """The loaded network input ``(C, *spatial)`` fits every backbone depth of the space (whole images
+    are padded to ``data.pad_multiple``, patches are ``data.patch``, resized images ``data.size``)."""
+    stride = 2 ** (max(space.depths) - 1)
+    bad = [s for s in input_shape[1:] if s % stride]
+    if not bad:
+        return
+    if isinstance(data, SyntheticConfig):
+        check_side(space, bad[0], "--image-size")
+        return
+    field_name = "data.pad_multiple"
+    if data.patch is not None or data.size is not None:
+        field_name = "data.patch" if data.patch is not None else "data.size"
+    shape = "×".join(str(s) for s in input_shape[1:])
+    raise ConfigError(
+        f"{field_name}: the network input is {shape}, not divisible by {stride}, which a "
+        f"{max(space.depths)}-level backbone needs; choose a multiple of {stride} (or fewer levels: space.depths)"
+    )
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything one ``nas search`` needs; validated on construction, before anything is written."""
@@ -152,11 +181,14 @@ class SearchConfig:
             )
         if self.gpus_per_trial < 0:
             raise ConfigError(f"--gpus-per-trial: {self.gpus_per_trial!r} is not valid; expected a number ≥ 0")
-        if self.data.size % 2 ** (max(self.space.depths) - 1):
-            raise ConfigError(
-                f"--image-size: {self.data.size} is not divisible by {2 ** (max(self.space.depths) - 1)}, "
-                f"which a {max(self.space.depths)}-level backbone needs"
-            )
+        # What is known before the data is read; the loaded input shape is checked by check_input_shape.
+        if isinstance(self.data, SyntheticConfig):
+            check_side(self.space, int(self.data.size or 0), "--image-size")
+        else:
+            for name in ("patch", "size"):
+                side = getattr(self.data, name)
+                if side is not None and not (name == "size" and self.data.patch is not None):
+                    check_side(self.space, side, f"data.{name}")
 
     @property
     def study_dir(self) -> Path:

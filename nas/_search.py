@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from nas._config import SearchConfig
+from nas._config import SearchConfig, check_input_shape
 from nas._constraints import Screen
 from nas._errors import ConfigError
 from nas._resume import Heartbeat, reconcile_orphans
@@ -239,8 +239,8 @@ def run_search(
     from ray.tune.search import ConcurrencyLimiter
 
     started = time.perf_counter()
-    storage = open_storage(config.storage, create=True)
-    data = load_data(config.data)  # every check of the files runs here, before the study exists
+    data = load_data(config.data)  # every check of the files runs here, before anything is written
+    check_input_shape(config.space, config.data, data.input_shape)
     attrs = config.study_attrs(data.input_shape)
     if data.split is not None:  # every trial of the study sees the same cases
         attrs["split"] = {part: list(ids) for part, ids in data.split.items()}
@@ -252,6 +252,7 @@ def run_search(
     started_ray = _init_ray(config)
     try:
         _check_resources(config)  # before the study exists: a search that cannot run records nothing
+        storage = open_storage(config.storage, create=True)
         study, resumed = _open_or_resume(storage, config, attrs, on_event)
         if not resumed:
             for params in points:

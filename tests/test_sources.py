@@ -43,8 +43,13 @@ def test_folder2d_loads_normalised_images_and_binary_masks(tmp_path: Path) -> No
     data = load_files(FilesConfig(kind="folder2d", path=str(make_folder(tmp_path)), val_fraction=0.34, seed=1))
     assert len(data.train_images) == 4 and len(data.val_images) == 2 and len(data.test_images) == 0
     image, label = data.train_images[0], data.train_labels[0]
-    assert image.shape == (3, 40, 48) and label.shape == (1, 40, 48) and label.dtype == torch.int64
-    assert abs(float(image.mean())) < 1e-4 and abs(float(image.std()) - 1) < 1e-2  # per-image normalisation
+    # Whole images are batched: padded to a multiple of pad_multiple (16), the padding outside the FOV.
+    assert image.shape == (3, 48, 48) and label.shape == (1, 48, 48) and label.dtype == torch.int64
+    assert data.train_masks is not None and data.val_masks is not None
+    assert int(data.train_masks[0].sum()) == 40 * 48 and bool(data.train_masks[0][0, :40].all())
+    assert float(image[:, 40:].abs().max()) == 0 and int(label[:, 40:].max()) == 0
+    inside = image[:, :40]
+    assert abs(float(inside.mean())) < 1e-4 and abs(float(inside.std()) - 1) < 1e-2  # per-image normalisation
     assert set(label.unique().tolist()) == {0, 1} and data.num_classes == 2
     assert data.split is not None and sorted(data.split["train"] + data.split["val"]) == [
         f"case{i:02d}" for i in range(6)
@@ -227,7 +232,8 @@ def test_clahe_raises_local_contrast_in_a_dark_region(tmp_path: Path) -> None:
     plain = load_files(FilesConfig(kind="folder2d", path=str(root), channels="gray"))
     equalised = load_files(FilesConfig(kind="folder2d", path=str(root), channels="gray", clahe=True))
     assert not torch.allclose(plain.train_images[0], equalised.train_images[0])
-    assert abs(float(equalised.train_images[0].std()) - 1) < 1e-2  # still normalised after equalisation
+    inside = equalised.train_images[0][:, :40]  # 40×48 images, padded to 48×48
+    assert abs(float(inside.std()) - 1) < 1e-2  # still normalised after equalisation
 
 
 def test_clahe_is_refused_for_volumes(tmp_path: Path) -> None:
@@ -279,3 +285,37 @@ def test_msd_download_goes_through_monai_once_and_is_checked(tmp_path: Path, mon
         FilesConfig(kind="msd", path=str(tmp_path / "spleen"), download=True)
     with pytest.raises(DataError, match=r"data\.download: only kind 'msd'"):
         FilesConfig(kind="drive", path=str(tmp_path / "Task09_Spleen"), download=True)
+
+
+def test_nnunet_2d_png_reads_every_channel_file_as_nnunet_does(tmp_path: Path) -> None:
+    """A 2D nnU-Net dataset: an RGB ``CASE_0000.png`` is channels 0-2, a gray ``CASE_0003.png`` the
+    fourth; labels are class indices (no thresholding), and the size is padded to the stride."""
+    rng = np.random.default_rng(0)
+    nn = tmp_path / "Dataset900_Png"
+    for i in range(4):
+        write_png(nn / "imagesTr" / f"c{i}_0000.png", rng.integers(0, 255, (40, 48, 3)))
+        write_png(nn / "imagesTr" / f"c{i}_0003.png", rng.integers(0, 255, (40, 48)))
+        label = np.zeros((40, 48))
+        label[4:20, 4:20], label[24:36, 30:44] = 1, 2
+        write_png(nn / "labelsTr" / f"c{i}.png", label)
+    meta = {"channel_names": {"0": "R", "1": "G", "2": "B", "3": "IR"}, "labels": {"bg": 0, "a": 1, "b": 2}}
+    (nn / "dataset.json").write_text(json.dumps({**meta, "file_ending": ".png"}))
+    data = load_files(FilesConfig(kind="nnunet", path=str(nn), val_fraction=0.25))
+    assert data.input_shape == (4, 48, 48) and data.num_classes == 3 and data.spatial_dims == 2
+    assert set(data.train_labels[0].unique().tolist()) == {0, 1, 2}
+    assert data.class_names == ("bg", "a", "b")
+    (nn / "dataset.json").write_text(json.dumps({**meta, "channel_names": {"0": "R"}, "file_ending": ".png"}))
+    with pytest.raises(DataError, match=r"has 3 channels in c\d_0000.png, but .* names 1 \(channel_names\)"):
+        load_files(FilesConfig(kind="nnunet", path=str(nn)))
+
+
+def test_whole_images_of_several_sizes_and_patches_too_large_are_refused(tmp_path: Path) -> None:
+    root = make_folder(tmp_path, n=4)
+    write_png(root / "images" / "case09.png", np.zeros((64, 64, 3)))
+    write_png(root / "masks" / "case09.png", np.zeros((64, 64)))
+    with pytest.raises(DataError, match=r"data.size: the images have 2 different sizes: 40×48 \(4 images"):
+        load_files(FilesConfig(kind="folder2d", path=str(root)))
+    assert load_files(FilesConfig(kind="folder2d", path=str(root), size=32)).input_shape == (3, 32, 32)
+    assert load_files(FilesConfig(kind="folder2d", path=str(root), patch=32)).input_shape == (3, 32, 32)
+    with pytest.raises(DataError, match=r"data.patch: 48 is larger than 4 images or volumes: case00.png \(40×48\)"):
+        load_files(FilesConfig(kind="folder2d", path=str(root), patch=48))

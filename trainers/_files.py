@@ -23,7 +23,17 @@ import torch.nn.functional as F
 
 from trainers._data import SegmentationData, refuse_unknown_fields
 from trainers._errors import DataError
-from trainers._sources import Case, index_drive, index_folder2d, index_msd, index_nnunet, labels_of, listing
+from trainers._sources import (
+    NIFTI_SUFFIXES,
+    Case,
+    index_drive,
+    index_folder2d,
+    index_msd,
+    index_nnunet,
+    labels_of,
+    listing,
+    read_json_object,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +242,15 @@ def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool) 
     else:
         # When resizing anyway, JPEGs decode at a reduced scale (image and mask alike): several times faster.
         draft = 2 * config.size if config.size else None
-        image = read_image_2d(case.images[0], config.channels, draft=draft)
+        if config.kind == "nnunet":  # one file per channel group (an RGB PNG holds three), as nnU-Net reads them
+            image = np.concatenate([read_image_2d(path, "auto", draft=draft) for path in case.images])
+            if image.shape[0] != _nnunet_channels(config):
+                raise DataError(
+                    f"data: {case.id} has {image.shape[0]} channels in {listing(p.name for p in case.images)}, "
+                    f"but {Path(config.path) / 'dataset.json'} names {_nnunet_channels(config)} (channel_names)"
+                )
+        else:
+            image = read_image_2d(case.images[0], config.channels, draft=draft)
         label = read_mask_2d(case.label, classes, draft=draft)
         fov = (np.asarray(_open_image(case.fov).convert("L")) > 127) if case.fov else None
     if image.shape[1:] != label.shape or (fov is not None and fov.shape != label.shape):
@@ -269,6 +287,43 @@ def _pad_all(items: list[_Loaded], multiple: int) -> list[_Loaded]:
         fov = torch.ones_like(it.label, dtype=torch.bool) if it.fov is None else it.fov
         out.append(_Loaded(F.pad(it.image, pads), F.pad(it.label, pads), F.pad(fov, pads)))
     return out
+
+
+def _shape(item: _Loaded) -> str:
+    return "×".join(str(int(n)) for n in item.image.shape[1:])
+
+
+def _check_one_size(items: Mapping[str, _Loaded], by_id: Mapping[str, Case]) -> None:
+    """Whole 2D images are batched, so they must share one size (or be resized, or cropped to patches)."""
+    sizes: dict[str, list[str]] = {}
+    for i, item in items.items():
+        sizes.setdefault(_shape(item), []).append(by_id[i].images[0].name)
+    if len(sizes) > 1:
+        ranked = sorted(sizes.items(), key=lambda kv: -len(kv[1]))
+        shown = listing(f"{shape} ({len(names)} images, e.g. {names[0]})" for shape, names in ranked)
+        raise DataError(
+            f"data.size: the images have {len(sizes)} different sizes: {shown}; set data.size to resize them "
+            "to one square size, or data.patch to train on patches and validate by sliding window"
+        )
+
+
+def _check_patch(items: Mapping[str, _Loaded], by_id: Mapping[str, Case], patch: int) -> None:
+    """A random patch of side ``patch`` must fit inside every image or volume."""
+    small = [f"{by_id[i].images[0].name} ({_shape(it)})" for i, it in items.items() if min(it.image.shape[1:]) < patch]
+    if small:
+        raise DataError(
+            f"data.patch: {patch} is larger than {len(small)} images or volumes: {listing(small)}; "
+            "choose a patch no larger than the smallest side"
+        )
+
+
+def _nnunet_channels(config: FilesConfig) -> int:
+    meta = read_json_object(Path(config.path) / "dataset.json", "data.path")
+    return len(meta.get("channel_names") or meta.get("modality") or {})
+
+
+def _nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
 def _check_labels(items: Sequence[tuple[Case, _Loaded]], classes: int) -> None:
@@ -319,7 +374,7 @@ def load_files(config: FilesConfig) -> SegmentationData:
     if not Path(config.path).is_dir():
         raise DataError(f"data.path: {config.path} is not a directory")
     cases, own_test, classes, names = _index(config)
-    volumetric = config.kind in ("msd", "nnunet")
+    volumetric = config.kind == "msd" or (config.kind == "nnunet" and _nifti(cases[0].label))
     if volumetric and config.size is not None:
         raise DataError("data.size: resizing applies to 2D images; volumes are padded to a common shape")
     by_id = {c.id: c for c in cases}
@@ -335,7 +390,12 @@ def load_files(config: FilesConfig) -> SegmentationData:
     items = {i: item for i, (_, item) in zip(wanted, loaded, strict=True)}
     if config.size is not None:
         items = {i: _resize(item, config.size) for i, item in items.items()}
-    if volumetric:
+    if config.patch is not None:
+        _check_patch(items, by_id, config.patch)
+    elif not volumetric and config.size is None:  # whole 2D images are batched: one size
+        _check_one_size(items, by_id)
+    if volumetric or (config.size is None and config.patch is None):
+        # One common shape, a multiple of pad_multiple; the padding lies outside the field of view.
         padded = _pad_all(list(items.values()), config.pad_multiple)
         items = dict(zip(items, padded, strict=True))
     channels = {int(it.image.shape[0]) for it in items.values()}

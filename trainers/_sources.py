@@ -177,9 +177,14 @@ def index_nnunet(root: str | Path) -> list[Case]:
     labels = {p.name[: -len(ending)]: p for p in sorted(labels_dir.glob(f"*{ending}"))}
     if not labels:
         raise DataError(f"data.path: {labels_dir} holds no *{ending} labels")
+    # 2D images (PNG, TIF, ...): one file may hold several channels (an RGB PNG is channels 0-2), so
+    # a case has files _0000 ... up to the channel count; volumes have one file per channel.
+    image_files = not ending.lower().endswith(NIFTI_SUFFIXES)
     cases, problems = [], []
     for case, label in labels.items():
         images = tuple(images_dir / f"{case}_{c:04d}{ending}" for c in range(n_channels))
+        if image_files and images[0].is_file():
+            images = tuple(p for p in images if p.is_file())
         absent = [p.name for p in images if not p.is_file()]
         if absent:
             problems += absent
