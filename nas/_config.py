@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from nas._constraints import Constraints
 from nas._errors import ConfigError
 from search_spaces import SearchSpace, SpecError
@@ -21,6 +23,7 @@ from trainers import (
     SyntheticConfig,
     TrainConfig,
     data_config_from_dict,
+    determinism_note,
     read_json_object,
 )
 
@@ -210,6 +213,8 @@ class SearchConfig:
             "sampler": self.sampler,
             "objectives": list(self.objectives),
             "replicates": self.replicates,
+            # What a rerun of a trial reproduces (REUSED trials rest on it): trials on a GPU when asked for.
+            "determinism": determinism_note(torch.device("cuda" if self.gpus_per_trial > 0 else "cpu")),
             "trial_budget": self.trials,
             "fidelity": {
                 "epochs": self.train.epochs,

@@ -20,7 +20,18 @@ from torch import nn
 
 from nas._errors import ConfigError
 from search_spaces import ArchSpec, build_model
-from trainers import ModelCost, SegmentationData, TrainConfig, TrainResult, load_data, model_cost, train
+from trainers import (
+    ModelCost,
+    SegmentationData,
+    TrainConfig,
+    TrainResult,
+    determinism_note,
+    load_data,
+    model_cost,
+    resolve_device,
+    seed_everything,
+    train,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +136,7 @@ def fit_architecture(
     out = Path(out_dir)
     data = load_data(data_config)
     _check_fits(spec, data)
+    seed_everything(train_config.seed)  # the initial weights are the seed's: a retrain reproduces
     model = build_model(spec)
     report = load_initial_weights(model, init, prefix=init_prefix) if init is not None else None
     if report is not None and progress:
@@ -166,6 +178,7 @@ def fit_architecture(
         "history": result.history,
         "data": data_config.to_dict(),
         "train": asdict(train_config),
+        "determinism": determinism_note(resolve_device(train_config)),
         "split": {k: list(v) for k, v in (data.split or {}).items()},
         "init": asdict(report) if report is not None else None,
     }

@@ -19,6 +19,7 @@ from trainers import (
     measure_latency,
     measure_peak_memory,
     model_cost,
+    seed_everything,
     train,
 )
 
@@ -50,6 +51,9 @@ def run_trial(
     number = int(config["trial_number"])
     try:
         spec = ArchSpec.from_dict(config["spec"])
+        if "seed" in config:
+            train_config = dataclasses.replace(train_config, seed=int(config["seed"]))
+        seed_everything(train_config.seed)  # the initial weights are the seed's, in any worker
         model = build_model(spec)
         cost = model_cost(model, data.input_shape)
         base = {
@@ -64,8 +68,6 @@ def run_trial(
             "latency": float("nan"),
             "memory": float("nan"),
         }
-        if "seed" in config:
-            train_config = dataclasses.replace(train_config, seed=int(config["seed"]))
 
         def report(epoch: int, metrics: Any) -> None:
             tune.report({**base, "epoch": epoch, "dice": metrics["best_dice"], **metrics})

@@ -98,6 +98,26 @@ class TrainConfig:
             raise DataError(f"train.grad_clip: {self.grad_clip!r} is not valid; expected a number > 0 or None")
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (MONAI's ``set_determinism``: cuDNN deterministic, no autotuning).
+
+    Call it before the network is built: its initial weights are drawn from these generators, so a
+    spec trained with one seed gets the same weights, and on CPU the same Dice, in any process."""
+    set_determinism(seed=seed)
+    torch.manual_seed(seed)
+
+
+def determinism_note(device: torch.device) -> str:
+    """What a rerun with the same spec, seed and data reproduces on ``device``, in words."""
+    if device.type == "cuda":
+        return (
+            "cuda: seeded, cuDNN deterministic without autotuning; some CUDA kernels (atomic-add backward "
+            "passes of max-pooling, interpolation and scatter) are not deterministic, so a rerun can differ "
+            "in the last digits"
+        )
+    return "cpu: seeded; a rerun gives the same weights and Dice bit for bit (same thread count)"
+
+
 def resolve_device(config: TrainConfig) -> torch.device:
     """The device a run trains on; asking for CUDA where there is none is an error, not a silent CPU run."""
     if config.device == "cuda" and not torch.cuda.is_available():
@@ -345,8 +365,8 @@ def train(model: nn.Module, data: SegmentationData, config: TrainConfig, report:
 
 
 def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report: Report | None) -> TrainResult:
-    set_determinism(seed=config.seed)
-    torch.manual_seed(config.seed)
+    # Again, whatever building the model drew: the batches and augmentations depend on the seed alone.
+    seed_everything(config.seed)
     loader = training_loader(data, config)
     if config.head_prior != "off":
         frequencies = class_frequencies(data)  # one pass over the training labels
