@@ -51,17 +51,15 @@ SYNTHETIC = {"synthetic": 2, "synthetic3d": 3}
 
 def data_config(text: str, **synthetic: Any) -> SyntheticConfig | FilesConfig:
     """``synthetic`` (2D images) or ``synthetic3d`` (3D volumes) give the built-in task with the
-    ``synthetic`` fields; otherwise ``text`` names a JSON file whose relative ``path`` is taken
-    relative to the file."""
+    ``synthetic`` fields; otherwise ``text`` names a JSON file whose relative paths (``path``,
+    ``groups_file``, ``test_path``, ``test_list``) are taken relative to the file."""
     if text in SYNTHETIC:
         return SyntheticConfig(**synthetic, spatial_dims=SYNTHETIC[text])
     path = Path(text)
     if not path.is_file():
         raise DataError(f"--data: {text!r} is neither 'synthetic', 'synthetic3d' nor a JSON file of data fields")
     config = data_config_from_dict(read_json_object(path, "--data", "a JSON object of data fields"))
-    if isinstance(config, FilesConfig) and not Path(config.path).is_absolute():
-        config = FilesConfig.from_dict({**config.to_dict(), "path": str((path.parent / config.path).resolve())})
-    return config
+    return config.resolved(path.parent) if isinstance(config, FilesConfig) else config
 
 
 def load_space(text: str) -> SearchSpace:

@@ -180,6 +180,7 @@ def fit_architecture(
         "train": asdict(train_config),
         "determinism": determinism_note(resolve_device(train_config)),
         "split": {k: list(v) for k, v in (data.split or {}).items()},
+        "split_groups": {k: list(v) for k, v in data.split_groups.items()} if data.split_groups else None,
         "init": asdict(report) if report is not None else None,
     }
     (out / RESULTS_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")

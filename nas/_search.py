@@ -34,7 +34,7 @@ from studies import (
     trial_records,
 )
 from studies import parse_storage_url as _parse_url
-from trainers import load_data
+from trainers import data_config_from_dict, load_data
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,8 @@ def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
     for varies in ("threads_per_trial", "device", "amp"):
         train.pop(varies, None)
     picked = {key: attrs.get(key) for key in ("data", "space", "input_shape", "replicates", "objectives")}
+    if isinstance(picked["data"], dict):  # through the data config: fields added since take their defaults
+        picked["data"] = data_config_from_dict(picked["data"]).to_dict()
     if isinstance(picked["space"], dict):  # through SearchSpace: fields added since take their defaults
         picked["space"] = SearchSpace.from_dict(picked["space"]).to_dict()
     return json.loads(json.dumps({**picked, "train": train if "train" in attrs else None}))
@@ -244,6 +246,8 @@ def run_search(
     attrs = config.study_attrs(data.input_shape)
     if data.split is not None:  # every trial of the study sees the same cases
         attrs["split"] = {part: list(ids) for part, ids in data.split.items()}
+    if data.split_groups is not None:  # patients or sequences, none in two parts
+        attrs["split_groups"] = {part: list(groups) for part, groups in data.split_groups.items()}
     context = SampleContext(spatial_dims=data.spatial_dims, in_channels=data.in_channels, out_channels=data.num_classes)
     budget = config.trials
     points = starting_points(config, context)

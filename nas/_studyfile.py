@@ -236,8 +236,8 @@ def _data(file: StudyFile, base: Path, synthetic: Mapping[str, Any]) -> Syntheti
     if fields.get("kind", "synthetic") == "synthetic":
         fields = {"seed": file.sampler.seed, **fields, **given}
     config = data_config_from_dict(fields)
-    if isinstance(config, FilesConfig) and not Path(config.path).is_absolute():
-        config = FilesConfig.from_dict({**config.to_dict(), "path": str((base / config.path).resolve())})
+    if isinstance(config, FilesConfig):
+        config = config.resolved(base)
     return config
 
 

@@ -208,13 +208,18 @@ def test_a_search_on_files_records_the_split_and_every_metric(tmp_path: Path) ->
     from tests.test_sources import make_folder
 
     make_folder(tmp_path / "lesions", n=8, size=(48, 40))
-    (tmp_path / "data.json").write_text(json.dumps({"kind": "folder2d", "path": "lesions", "size": 32}))
+    (tmp_path / "patients.csv").write_text("case,group\n" + "".join(f"case{i:02d},P{i // 2}\n" for i in range(8)))
+    fields = {"kind": "folder2d", "path": "lesions", "size": 32, "groups_file": "patients.csv"}
+    (tmp_path / "data.json").write_text(json.dumps(fields))
     storage = f"sqlite:///{tmp_path / 'nas.db'}"
     args = ["search", "--study", "files", "--storage", storage, "--trials", "2", "--epochs", "1"]
     assert main([*args, "--data", str(tmp_path / "data.json"), "--out-dir", str(tmp_path / "runs")]) == 0
     study = load_study(open_storage(storage, create=False), "files")
     split = study.user_attrs["split"]
     assert len(split["train"]) + len(split["val"]) == 8 and not set(split["train"]) & set(split["val"])
+    groups = study.user_attrs["split_groups"]  # two cases a patient, each patient in one part
+    assert sorted(groups["train"] + groups["val"]) == ["P0", "P1", "P2", "P3"]
+    assert {f"P{int(c[4:]) // 2}" for c in split["val"]} == set(groups["val"])
     assert study.user_attrs["data"]["path"] == str((tmp_path / "lesions").resolve())
     assert study.user_attrs["input_shape"] == [3, 32, 32]
     for record in trial_records(study):

@@ -22,7 +22,8 @@ class SegmentationData:
     stacked tensor ``(N, C, *spatial)`` when all share one shape, or a list. ``*_masks`` are fields of
     view (``(1, *spatial)`` bool; metrics ignore what lies outside). With ``patch`` set, training uses
     ``patches_per_image`` random patches of that shape per image and epoch, and validation slides a
-    window of that shape over whole images. ``split`` names the case ids of each part.
+    window of that shape over whole images. ``split`` names the case ids of each part, ``split_groups``
+    their groups when cases are grouped.
     """
 
     train_images: Samples
@@ -38,6 +39,8 @@ class SegmentationData:
     patch: tuple[int, ...] | None = None
     patches_per_image: int = 8
     split: Mapping[str, Sequence[str]] | None = None
+    #: With grouped cases: the groups (patients, sequences) of each part; none is in two parts.
+    split_groups: Mapping[str, Sequence[str]] | None = None
     class_names: tuple[str, ...] = ()
     fingerprint: str = ""
 

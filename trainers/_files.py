@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,6 +84,14 @@ class FilesConfig:
     clahe: bool = False
     pad_multiple: int = 16
     download: bool = False
+    #: Keep each patient or sequence in one split: a regular expression over the case id (its first
+    #: group, or the whole match, is the group), or a CSV file of ``case,group`` rows.
+    group: str | None = None
+    groups_file: str | None = None
+    #: A separate test set: a folder of the same layout, or a text file of case ids (one per line)
+    #: held out of the search's cases. Either replaces ``test_fraction``.
+    test_path: str | None = None
+    test_list: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FILE_KINDS:
@@ -121,6 +130,35 @@ class FilesConfig:
             )
         if self.clahe and self.kind in ("msd", "nnunet"):
             raise DataError("data.clahe: CLAHE applies to 2D images (folder2d, drive); set it to false for volumes")
+        for name in ("group", "groups_file", "test_path", "test_list"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise DataError(f"data.{name}: {value!r} is not valid; expected a non-empty string or null")
+        if self.group is not None and self.groups_file is not None:
+            raise DataError("data.group/groups_file: give one way of grouping cases, not both")
+        if self.group is not None:
+            try:
+                re.compile(self.group)
+            except re.error as exc:
+                raise DataError(f"data.group: {self.group!r} is not a valid regular expression ({exc})") from None
+        if self.test_path is not None and self.test_list is not None:
+            raise DataError("data.test_path/test_list: give one test set, a folder or a list of cases, not both")
+        if (self.test_path or self.test_list) and self.test_fraction:
+            raise DataError(
+                f"data.test_fraction: {self.test_fraction} with a separate test set (test_path/test_list); set it to 0"
+            )
+        if (self.test_path or self.test_list) and self.kind == "drive":
+            raise DataError("data.test_path/test_list: DRIVE keeps its own test set (its test/ folder)")
+
+    def resolved(self, base: Path) -> FilesConfig:
+        """The same config with its relative paths (``path``, ``groups_file``, ``test_path``,
+        ``test_list``) taken relative to ``base``, the folder of the file that named them."""
+        fields = {}
+        for name in ("path", "groups_file", "test_path", "test_list"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_absolute():
+                fields[name] = str((base / value).resolve())
+        return FilesConfig.from_dict({**self.to_dict(), **fields}) if fields else self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,28 +174,118 @@ class FilesConfig:
 # ---------------------------------------------------------------- splits
 
 
-def split_cases(ids: Sequence[str], config: FilesConfig) -> dict[str, list[str]]:
-    """Deterministic train/val/test case ids from ``config.seed`` (same ids, same split, any machine)."""
-    order = sorted(ids)
+def split_cases(
+    ids: Sequence[str], config: FilesConfig, groups: Mapping[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Deterministic train/val/test case ids from ``config.seed`` (same ids, same split, any machine).
+
+    ``groups`` maps each case to its group (a patient, a video sequence): whole groups are shuffled
+    and dealt to the parts, so no group spans two of them. Without it every case is its own group,
+    which is the plain case-level split.
+    """
+    members: dict[str, list[str]] = {}
+    for case in sorted(ids):
+        members.setdefault(case if groups is None else groups[case], []).append(case)
+    order = sorted(members)
     random.Random(config.seed).shuffle(order)
-    if config.limit is not None:
-        order = order[: config.limit]
-    n = len(order)
-    n_test = round(n * config.test_fraction)
-    test, rest = order[:n_test], order[n_test:]
+    if config.limit is not None:  # whole groups, until the limit is reached
+        kept, count = [], 0
+        for group in order:
+            if count >= config.limit:
+                break
+            kept.append(group)
+            count += len(members[group])
+        order = kept
+    n = sum(len(members[g]) for g in order)
+
+    def take(pool: list[str], wanted: int) -> tuple[list[str], list[str]]:
+        taken, count = [], 0
+        for group in pool:
+            if count >= wanted:
+                break
+            taken.append(group)
+            count += len(members[group])
+        return taken, pool[len(taken) :]
+
+    test, rest = take(order, round(n * config.test_fraction))
+    n_rest = sum(len(members[g]) for g in rest)
     if config.folds:
-        chunks = [rest[i :: config.folds] for i in range(config.folds)]
-        val = chunks[config.fold]
-        train = [c for i, chunk in enumerate(chunks) if i != config.fold for c in chunk]
+        val = rest[config.fold :: config.folds]
+        train = [g for i, g in enumerate(rest) if i % config.folds != config.fold]
     else:
-        n_val = max(1, round(len(rest) * config.val_fraction)) if config.val_fraction > 0 else 0
-        val, train = rest[:n_val], rest[n_val:]
-    if not train or not val:
+        n_val = max(1, round(n_rest * config.val_fraction)) if config.val_fraction > 0 else 0
+        val, train = take(rest, n_val)
+    cases = {
+        part: sorted(c for g in chosen for c in members[g])
+        for part, chosen in (("train", train), ("val", val), ("test", test))
+    }
+    if not cases["train"] or not cases["val"]:
+        grouped = f" in {len(order)} groups" if groups is not None else ""
         raise DataError(
-            f"data: {n} cases leave {len(train)} for training and {len(val)} for validation; "
-            "add cases or change val_fraction/test_fraction/folds/limit"
+            f"data: {n} cases{grouped} leave {len(cases['train'])} for training and {len(cases['val'])} for "
+            "validation; add cases or change val_fraction/test_fraction/folds/limit"
+            + (" or the grouping (group/groups_file)" if groups is not None else "")
         )
-    return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+    return cases
+
+
+def case_groups(ids: Sequence[str], config: FilesConfig) -> dict[str, str] | None:
+    """Each case's group (patient, sequence) from ``config.group`` (a regular expression searched in
+    the case id: its first capture group, or the whole match) or ``config.groups_file`` (a CSV with
+    ``case`` and ``group`` columns); None when neither is set."""
+    if config.group is not None:
+        pattern = re.compile(config.group)
+        found = {case: pattern.search(case) for case in ids}
+        unmatched = sorted(case for case, m in found.items() if m is None)
+        if unmatched:
+            raise DataError(
+                f"data.group: {config.group!r} matches no part of {len(unmatched)} case ids: {listing(unmatched)}; "
+                "write a regular expression whose first group is the patient or sequence, e.g. '^(P\\d+)_'"
+            )
+        return {case: (m.group(1) if pattern.groups else m.group(0)) for case, m in found.items() if m is not None}
+    if config.groups_file is not None:
+        table = _read_groups_file(Path(config.groups_file))
+        missing = sorted(case for case in ids if case not in table)
+        if missing:
+            raise DataError(
+                f"data.groups_file: {config.groups_file} has no row for {len(missing)} cases: {listing(missing)} "
+                "(one row per case: case,group)"
+            )
+        return {case: table[case] for case in ids}
+    return None
+
+
+def _read_groups_file(path: Path) -> dict[str, str]:
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"data.groups_file: cannot read {path} ({exc})") from None
+    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["case", "group"]:
+        raise DataError(f"data.groups_file: {path} must be a CSV whose header is 'case,group'")
+    table: dict[str, str] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise DataError(f"data.groups_file: {path} line {number} is not 'case,group': {','.join(row)!r}")
+        case, group = row[0].strip(), row[1].strip()
+        if table.get(case, group) != group:
+            raise DataError(f"data.groups_file: {path} puts case {case!r} in two groups ({table[case]!r}, {group!r})")
+        table[case] = group
+    return table
+
+
+def read_case_list(path: Path) -> list[str]:
+    """Case ids, one per line (blank lines and ``#`` comments ignored)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"data.test_list: cannot read {path} ({exc})") from None
+    cases = [line.split("#", 1)[0].strip() for line in lines]
+    return [c for c in cases if c]
 
 
 # ---------------------------------------------------------------- decoding
@@ -352,6 +480,40 @@ def _index(config: FilesConfig) -> tuple[list[Case], list[Case] | None, int, lis
     return cases, None, len(labels), names
 
 
+def _index_test_folder(config: FilesConfig, classes: int, names: list[str]) -> list[Case]:
+    """The cases of ``config.test_path``, a folder of the same layout as ``config.path``."""
+    assert config.test_path is not None
+    if not Path(config.test_path).is_dir():
+        raise DataError(f"data.test_path: {config.test_path} is not a directory")
+    test_config = FilesConfig.from_dict({**config.to_dict(), "path": config.test_path, "test_path": None})
+    cases, _, test_classes, test_names = _index(test_config)
+    if test_classes != classes or (config.kind in ("msd", "nnunet") and test_names != names):
+        raise DataError(
+            f"data.test_path: {config.test_path} labels {test_names} but {config.path} labels {names}; "
+            "the test set must have the same classes"
+        )
+    return cases
+
+
+def _check_test_groups(
+    config: FilesConfig, test_ids: list[str], split_groups: dict[str, list[str]] | None
+) -> dict[str, list[str]] | None:
+    """A separate test set shares no patient or sequence with the search's cases."""
+    if split_groups is None:
+        return None
+    groups = case_groups(test_ids, config)
+    assert groups is not None
+    test_groups = sorted(set(groups.values()))
+    shared = sorted(set(test_groups) & (set(split_groups["train"]) | set(split_groups["val"])))
+    if shared:
+        where = "test_list" if config.test_list is not None else "test_path"
+        raise DataError(
+            f"data.{where}: {len(shared)} groups have cases both in the test set and in the search's cases: "
+            f"{listing(shared)}; a patient or sequence must stay in one split"
+        )
+    return {**split_groups, "test": test_groups}
+
+
 def fetch_msd(path: Path) -> None:
     """Download and unpack the MSD task ``path.name`` into ``path`` with MONAI's ``DecathlonDataset``."""
     from monai.apps import DecathlonDataset
@@ -378,10 +540,30 @@ def load_files(config: FilesConfig) -> SegmentationData:
     if volumetric and config.size is not None:
         raise DataError("data.size: resizing applies to 2D images; volumes are padded to a common shape")
     by_id = {c.id: c for c in cases}
-    split = split_cases(list(by_id), config)
+    held_out: list[Case] = []
+    if config.test_list is not None:
+        listed = read_case_list(Path(config.test_list))
+        unknown = sorted(set(listed) - set(by_id))
+        if unknown:
+            raise DataError(
+                f"data.test_list: {len(unknown)} cases of {config.test_list} are not in {config.path}: "
+                f"{listing(unknown)} (one case id per line, e.g. {next(iter(by_id))})"
+            )
+        held_out = [by_id.pop(i) for i in sorted(set(listed))]
+    elif config.test_path is not None:
+        held_out = _index_test_folder(config, classes, names)
+    groups = case_groups(list(by_id), config)
+    split = split_cases(list(by_id), config, groups)
+    split_groups = None
+    if groups is not None:
+        split_groups = {part: sorted({groups[c] for c in split[part]}) for part in ("train", "val", "test")}
+    if held_out:
+        test_ids = [c.id for c in held_out]
+        split_groups = _check_test_groups(config, test_ids, split_groups)
+        by_id |= {f"test/{c.id}": c for c in held_out}
+        split["test"] = [f"test/{i}" for i in test_ids]
     if own_test is not None:  # DRIVE's official test set
         test_cases = own_test[: config.limit] if config.limit else own_test
-        split["test"] = [c.id for c in test_cases]
         by_id |= {f"test/{c.id}": c for c in test_cases}
         split["test"] = [f"test/{c.id}" for c in test_cases]
     wanted = [i for part in ("train", "val", "test") for i in split[part]]
@@ -390,14 +572,14 @@ def load_files(config: FilesConfig) -> SegmentationData:
     items = {i: item for i, (_, item) in zip(wanted, loaded, strict=True)}
     if config.size is not None:
         items = {i: _resize(item, config.size) for i, item in items.items()}
-    if config.patch is not None:
-        _check_patch(items, by_id, config.patch)
-    elif not volumetric and config.size is None:  # whole 2D images are batched: one size
+    if not volumetric and config.size is None and config.patch is None:  # whole 2D images are batched
         _check_one_size(items, by_id)
     if volumetric or (config.size is None and config.patch is None):
         # One common shape, a multiple of pad_multiple; the padding lies outside the field of view.
         padded = _pad_all(list(items.values()), config.pad_multiple)
         items = dict(zip(items, padded, strict=True))
+    if config.patch is not None:
+        _check_patch(items, by_id, config.patch)
     channels = {int(it.image.shape[0]) for it in items.values()}
     if len(channels) != 1:
         raise DataError(f"data: images have different channel counts {sorted(channels)}; set data.channels")
@@ -433,6 +615,7 @@ def load_files(config: FilesConfig) -> SegmentationData:
         patch=patch,
         patches_per_image=config.patches_per_image,
         split=split,
+        split_groups=split_groups,
         class_names=tuple(names),
         fingerprint=hashlib.sha256(repr(sorted(split.items())).encode()).hexdigest()[:16],
     )
