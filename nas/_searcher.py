@@ -20,6 +20,7 @@ from nas._resume import ATTR_DRIVER, ATTR_HEARTBEAT, this_driver
 from search_spaces import ArchSpec, SampleContext, SearchSpace, sample_spec
 from studies import (
     ATTR_BEST_EPOCH,
+    ATTR_COLLAPSED,
     ATTR_DICE,
     ATTR_EPOCHS,
     ATTR_ERROR,
@@ -301,6 +302,8 @@ class StudySearch(OptunaSearch):
                 ATTR_BEST_EPOCH: result.get("best_epoch"),
                 ATTR_SECONDS: result.get("train_seconds"),
             }
+            if result.get("collapsed"):
+                attrs[ATTR_COLLAPSED] = str(result["collapsed"])
             if result.get("val_metrics_json"):
                 attrs[ATTR_METRICS] = json.loads(result["val_metrics_json"])
             if result.get("test_metrics_json") and json.loads(result["test_metrics_json"]):

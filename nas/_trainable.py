@@ -16,6 +16,7 @@ from search_spaces import ArchSpec, build_model
 from trainers import (
     SegmentationData,
     TrainConfig,
+    collapse_note,
     measure_latency,
     measure_peak_memory,
     model_cost,
@@ -90,6 +91,7 @@ def run_trial(
                 "val_dice_history": [h["val_dice"] for h in result.history],
                 "loss_history": [h["loss"] for h in result.history],
                 "train_seconds": result.seconds,
+                "collapsed": collapse_note(result.history) or "",
                 **measured,
                 "latency": measured["latency_ms"],
                 "memory": measured["measured_memory_mb"],

@@ -9,6 +9,7 @@ from studies._pareto import hypervolume_2d, pareto_mask
 from studies._reader import KNOWN_SCHEMA_REVISIONS, StudyReader
 from studies._records import (
     ATTR_BEST_EPOCH,
+    ATTR_COLLAPSED,
     ATTR_DICE,
     ATTR_EPOCHS,
     ATTR_ERROR,
@@ -64,6 +65,7 @@ from studies._weights import ATTR_PRUNED_WEIGHTS, prune_weights, pruned_weights
 __all__ = [
     "ARCH_FILE",
     "ATTR_BEST_EPOCH",
+    "ATTR_COLLAPSED",
     "ATTR_DICE",
     "ATTR_EPOCHS",
     "ATTR_ERROR",

@@ -36,6 +36,7 @@ ATTR_DICE = "dice"  # best validation Dice, whether or not Dice is an objective
 ATTR_SEED = "seed"  # the training seed, when the study trains each architecture with several
 ATTR_REUSED_FROM = "reused_from"  # a duplicate (same spec, budget and seed): the trial whose result it reuses
 ATTR_ORPHANED = "orphaned"  # FAIL because the driver died while the trial ran (it was enqueued again)
+ATTR_COLLAPSED = "collapsed"  # why its validation curve collapsed while its loss fell (trainers.collapse_note)
 
 #: States of a record beyond Optuna's: a spec refused untrained by the constraints, and a duplicate
 #: whose result was reused. Optuna stores both as COMPLETE (so the samplers learn from them: the
@@ -77,6 +78,8 @@ class TrialRecord:
     #: The study's objectives: what ``values`` hold, in order.
     objectives: tuple[str, ...] = OBJECTIVES
     best_dice: float | None = None  # ATTR_DICE
+    #: Why the validation curve collapsed while the loss fell (None: it did not); see ATTR_COLLAPSED.
+    collapsed: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def objective(self, name: str) -> float | None:
@@ -162,6 +165,7 @@ def record_from_parts(
         orphaned=bool(attrs.get(ATTR_ORPHANED, False)),
         objectives=tuple(objectives),
         best_dice=_float_or_none(attrs.get(ATTR_DICE)),
+        collapsed=attrs.get(ATTR_COLLAPSED) or None,
     )
 
 

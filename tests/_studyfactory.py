@@ -27,8 +27,11 @@ def add_trial(
     values: tuple[float, float] | None,
     state: optuna.trial.TrialState = optuna.trial.TrialState.COMPLETE,
     weights_dir: Path | None = None,
+    attrs: dict[str, object] | None = None,
 ) -> int:
     trial = study.ask()
+    for key, value in (attrs or {}).items():
+        trial.set_user_attr(key, value)
     trial.set_user_attr(ATTR_SPEC, spec.to_dict())
     trial.set_user_attr(ATTR_SPEC_HASH, spec.spec_hash())
     trial.set_user_attr(ATTR_LABEL, spec.short_label())

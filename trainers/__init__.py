@@ -7,11 +7,13 @@ from trainers._data import Samples, SegmentationData, SyntheticConfig, data_conf
 from trainers._errors import DataError
 from trainers._files import FILE_KINDS, FilesConfig, load_files, split_cases
 from trainers._loop import (
+    COLLAPSE_RATIO,
     OPTIMIZERS,
     SCHEDULES,
     Report,
     TrainConfig,
     TrainResult,
+    collapse_note,
     determinism_note,
     evaluate,
     evaluate_metrics,
@@ -31,6 +33,7 @@ from trainers._sources import Case, index_drive, index_folder2d, index_msd, inde
 from trainers._synthetic import make_synthetic, synthetic_sample, synthetic_volume
 
 __all__ = [
+    "COLLAPSE_RATIO",
     "FILE_KINDS",
     "LOSSES",
     "METRIC_NAMES",
@@ -48,6 +51,7 @@ __all__ = [
     "SyntheticConfig",
     "TrainConfig",
     "TrainResult",
+    "collapse_note",
     "count_flops",
     "count_params",
     "create_loss",

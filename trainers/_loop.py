@@ -118,6 +118,34 @@ def determinism_note(device: torch.device) -> str:
     return "cpu: seeded; a rerun gives the same weights and Dice bit for bit (same thread count)"
 
 
+#: A run *collapses* when its last validation Dice is below this share of its best epoch's.
+COLLAPSE_RATIO = 0.8
+
+
+def collapse_note(history: Sequence[Mapping[str, float]]) -> str | None:
+    """Why a run's validation curve says it collapsed, or None: its last validation Dice is below
+    ``COLLAPSE_RATIO`` × its best epoch's, or 0 at every epoch, while the training loss fell.
+
+    Such a trial keeps its best epoch's weights and Dice, but where it lands on a front reflects the
+    training recipe (or luck) more than its architecture, so the study flags it."""
+    if len(history) < 2:
+        return None
+    dice = [float(h["val_dice"]) for h in history]
+    loss = [float(h["loss"]) for h in history]
+    best = max(dice)
+    best_epoch = dice.index(best) + 1
+    if loss[-1] >= loss[0]:
+        return None  # not learning at all is a failure of another kind, and shows in the Dice
+    if best <= 0:
+        return f"val Dice 0 at every epoch while the loss fell from {loss[0]:.3f} to {loss[-1]:.3f}"
+    if dice[-1] < COLLAPSE_RATIO * best:
+        return (
+            f"val Dice fell from {best:.3f} (epoch {best_epoch}) to {dice[-1]:.3f} (epoch {len(dice)}) "
+            f"while the loss fell from {loss[best_epoch - 1]:.3f} to {loss[-1]:.3f}"
+        )
+    return None
+
+
 def resolve_device(config: TrainConfig) -> torch.device:
     """The device a run trains on; asking for CUDA where there is none is an error, not a silent CPU run."""
     if config.device == "cuda" and not torch.cuda.is_available():

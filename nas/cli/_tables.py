@@ -33,9 +33,21 @@ def pareto_table(records: Sequence[TrialRecord]) -> str:
         )
         for r in front
     ]
-    headers = ("trial", "dice", "GFLOPs", "params", *(_MEASURED[name][0] for name in extra), "architecture")
+    headers: tuple[str, ...] = ("trial", "dice", "GFLOPs", "params", *(_MEASURED[name][0] for name in extra))
+    headers += ("architecture",)
+    if any(r.collapsed for r in front):  # the front must not present a collapsed run as a finding
+        rows = [(*row, "COLLAPSED" if r.collapsed else "") for row, r in zip(rows, front, strict=True)]
+        headers += ("note",)
     goals = ", ".join(f"{'max' if OBJECTIVE_DIRECTIONS[n] == 'maximize' else 'min'} {_NAMES[n]}" for n in objectives)
-    return f"Pareto set ({len(front)} of {len(done)} complete trials; {goals}):\n{format_table(headers, rows)}"
+    text = f"Pareto set ({len(front)} of {len(done)} complete trials; {goals}):\n{format_table(headers, rows)}"
+    collapsed = [r for r in done if r.collapsed]
+    if collapsed:
+        text += (
+            f"\ncollapsed: {len(collapsed)} complete trials' validation Dice fell while their loss fell, so their "
+            "place says more about the training recipe than the architecture (their best epoch's weights are kept):"
+        )
+        text += "".join(f"\n  trial {r.number}: {r.collapsed}" for r in collapsed)
+    return text
 
 
 _NAMES = {"dice": "Dice", "gflops": "GFLOPs", "params": "parameters", "latency": "latency", "memory": "memory"}
