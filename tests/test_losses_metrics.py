@@ -29,7 +29,9 @@ def two_pixels_softmax() -> tuple[torch.Tensor, torch.Tensor]:
     [
         # per channel 1 - 2Σpg/(Σp+Σg): class 1: 1 - 1.5/2.5; class 0: 1 - 0.5/1.5; averaged
         ("dice", (0.4 + 2 / 3) / 2),
-        ("dice_ce", (0.4 + 2 / 3) / 2 + CE),
+        # the default: the foreground class only (the background's Dice is not rewarded), + cross-entropy
+        ("dice_ce", 0.4 + CE),
+        ("dice_ce_image", (0.4 + 2 / 3) / 2 + CE),
         # mean over B·C·N elements of -(1-p_t)^2 log p_t at the true channel
         ("focal", (0.25**2 * -math.log(0.75) + 0.75**2 * -math.log(0.25)) / 4),
         # 1 - TP/(TP + 0.3 FP + 0.7 FN) per channel, averaged, + cross-entropy
@@ -40,6 +42,19 @@ def test_softmax_losses_by_hand(name: str, expected: float) -> None:
     logits, labels = two_pixels_softmax()
     value = create_loss(name, channels=2)(logits, labels)
     assert float(value) == pytest.approx(expected, abs=1e-4)
+
+
+def test_dice_ce_takes_one_dice_over_the_batch() -> None:
+    """Image A: one foreground pixel at p = 0.75; image B: one background pixel at p(fg) = 0.75.
+    Over the batch the foreground Dice is 1 - 2·0.75/(1.5 + 1) = 0.4; per image it would be
+    (1 - 1.5/1.75 + 1 - 0/0.75) / 2 ≈ 0.571: an image without foreground would reward predicting
+    nothing at all."""
+    logits = torch.tensor([[0.0, LN3], [0.0, LN3]]).reshape(2, 2, 1, 1)
+    labels = torch.tensor([1, 0]).reshape(2, 1, 1, 1)
+    assert float(create_loss("dice_ce", channels=2)(logits, labels)) == pytest.approx(0.4 + CE, abs=1e-4)
+    # per image and class: A fg 1 - 1.5/1.75, A bg 1 - 0/0.25, B fg 1 - 0/0.75, B bg 1 - 0.5/1.25
+    per_image = ((1 - 1.5 / 1.75) + 1 + 1 + (1 - 0.5 / 1.25)) / 4
+    assert float(create_loss("dice_ce_image", channels=2)(logits, labels)) == pytest.approx(per_image + CE, abs=1e-4)
 
 
 def test_sigmoid_losses_by_hand() -> None:
@@ -61,7 +76,7 @@ def test_sigmoid_losses_by_hand() -> None:
 def test_losses_train_a_tiny_head_in_both_modes() -> None:
     torch.manual_seed(0)
     labels = (torch.rand(2, 1, 8, 8) > 0.5).long()
-    for name in ("dice", "dice_ce", "focal", "tversky_ce", "bce_l2"):
+    for name in ("dice", "dice_ce", "dice_ce_image", "focal", "tversky_ce", "bce_l2"):
         for channels in (1, 3):
             logits = torch.zeros(2, channels, 8, 8, requires_grad=True)
             value = create_loss(name, channels=channels, model=nn.Conv2d(1, 1, 1))(logits, labels)

@@ -132,24 +132,9 @@ def folder2d_from_drive(root: Path) -> Path:
 
 
 @needs(DRIVE)
-def test_drive_with_patches(tmp_path: Path) -> None:
-    """The README's own example: green channel, 64×64 patches, sliding-window validation."""
-    attrs = search(tmp_path, {"kind": "drive", "path": str(DRIVE), "channels": "green", "patch": 64, "limit": 6})
-    assert attrs["input_shape"] == [1, 64, 64]
-    assert len(attrs["split"]["test"]) == 6 and all(c.startswith("test/") for c in attrs["split"]["test"])
-
-
-@needs(DRIVE)
 def test_drive_whole_images_are_padded_to_the_backbones_stride(tmp_path: Path) -> None:
     attrs = search(tmp_path, {"kind": "drive", "path": str(DRIVE), "channels": "green", "limit": 4})
     assert attrs["input_shape"] == [1, 592, 576]  # 584×565 padded to multiples of 16
-
-
-@needs(KVASIR)
-def test_folder2d_resized(tmp_path: Path) -> None:
-    attrs = search(tmp_path, {"kind": "folder2d", "path": str(KVASIR), "size": 64, "limit": 12})
-    assert attrs["input_shape"] == [3, 64, 64]
-    assert len(attrs["split"]["train"]) + len(attrs["split"]["val"]) == 12
 
 
 @needs(DRIVE)
@@ -163,13 +148,6 @@ def test_folder2d_without_size_keeps_the_native_size(tmp_path: Path) -> None:
 def test_folder2d_of_mixed_sizes_trains_on_patches(tmp_path: Path) -> None:
     attrs = search(tmp_path, {"kind": "folder2d", "path": str(KVASIR), "patch": 64, "limit": 8})
     assert attrs["input_shape"] == [3, 64, 64]
-
-
-@needs(HIPPO)
-def test_msd_volumes(tmp_path: Path) -> None:
-    attrs = search(tmp_path, {"kind": "msd", "path": str(HIPPO), "limit": 8})
-    channels, *spatial = attrs["input_shape"]
-    assert channels == 1 and len(spatial) == 3 and all(s % 16 == 0 for s in spatial)
 
 
 @needs(HIPPO)
@@ -189,24 +167,32 @@ def test_nnunet_2d_png(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- every preset on real data
 
 
+# Each preset also covers a layout: msd volumes, DRIVE with patches, folder2d resized.
+
+
 @needs(HIPPO)
 def test_the_volumetric_preset_on_msd_hippocampus(tmp_path: Path) -> None:
     attrs = search(tmp_path, {"kind": "msd", "path": str(HIPPO), "limit": 8}, preset="volumetric")
-    assert len(attrs["input_shape"]) == 4
+    channels, *spatial = attrs["input_shape"]
+    assert channels == 1 and len(spatial) == 3 and all(s % 16 == 0 for s in spatial)  # padded volumes
 
 
 @needs(DRIVE)
-def test_the_ja_ablation_preset_on_drive(tmp_path: Path) -> None:
-    data = {"kind": "drive", "path": str(DRIVE), "channels": "green", "patch": 64, "limit": 4}
+def test_the_ja_ablation_preset_on_drive_with_patches(tmp_path: Path) -> None:
+    """The README's own DRIVE example (green channel, 64×64 patches, sliding-window validation)."""
+    data = {"kind": "drive", "path": str(DRIVE), "channels": "green", "patch": 64, "limit": 6}
     attrs = search(tmp_path, data, preset="ja-ablation")
     assert attrs["sampler"] == "grid" and attrs["space"]["backbones"] == ["denseunet"]
+    assert attrs["input_shape"] == [1, 64, 64]
+    assert len(attrs["split"]["test"]) == 6 and all(c.startswith("test/") for c in attrs["split"]["test"])
 
 
 @needs(KVASIR)
-def test_the_attention_zoo_preset_on_kvasir(tmp_path: Path) -> None:
+def test_the_attention_zoo_preset_on_kvasir_resized(tmp_path: Path) -> None:
     data = {"kind": "folder2d", "path": str(KVASIR), "size": 64, "limit": 12}
     attrs = search(tmp_path, data, "--set", "fidelity.grace_period=null", preset="attention-zoo")
     assert attrs["input_shape"] == [3, 64, 64]
+    assert len(attrs["split"]["train"]) + len(attrs["split"]["val"]) == 12
 
 
 # ---------------------------------------------------------------- what cannot be searched

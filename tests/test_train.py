@@ -78,8 +78,13 @@ def test_schedules_follow_their_papers() -> None:
 
     assert lrs("poly")[3] == pytest.approx((1 - 3 / 10) ** 0.9)  # AF-Net: lr·(1 - it/max)^0.9
     assert lrs("step", step_every=4) == [1.0] * 4 + [0.5] * 4 + [0.25] * 2  # MPU-Net: halved every N iterations
-    cosine = lrs("cosine")
+    cosine = lrs("cosine", warmup_fraction=0.0)
     assert cosine[0] == 1.0 and cosine[5] == pytest.approx(0.5) and cosine[-1] < 0.05
+    # Linear warm-up from lr/100 over the first 10% of 20 steps, then the cosine over the other 18.
+    warm = lrs("cosine", steps=20, warmup_fraction=0.1)
+    assert warm[:3] == pytest.approx([0.01, 0.505, 1.0])
+    assert warm[2 + 9] == pytest.approx(0.5) and warm[-1] < 0.02
+    assert lrs("step", steps=6, step_every=2, warmup_fraction=0.34)[2:] == pytest.approx([1.0, 1.0, 0.5, 0.5])
 
 
 @pytest.mark.parametrize(
@@ -90,6 +95,7 @@ def test_schedules_follow_their_papers() -> None:
         ("schedule", "linear", "train.schedule: 'linear' is not valid; expected one of cosine, poly, step"),
         ("grad_clip", 0.0, "train.grad_clip: 0.0 is not valid"),
         ("step_every", 0, "train.step_every: 0 is not valid"),
+        ("warmup_fraction", 1.0, "train.warmup_fraction: 1.0 is not valid; expected a fraction"),
     ],
 )
 def test_bad_training_options_name_the_field(field: str, value: object, message: str) -> None:

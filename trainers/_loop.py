@@ -55,6 +55,8 @@ class TrainConfig:
     optimizer: str = "adamw"
     schedule: str = "cosine"
     step_every: int = 100
+    #: Linear warm-up of the learning rate over this share of the iterations (0: none), then ``schedule``.
+    warmup_fraction: float = 0.05
     grad_clip: float | None = None
     #: Stop after the epoch during which this many seconds of training have passed (None: run all epochs).
     time_budget_s: float | None = None
@@ -94,6 +96,10 @@ class TrainConfig:
             raise DataError(f"train.device: {self.device!r} is not valid; expected auto, cpu or cuda")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise DataError(f"train.time_budget_s: {self.time_budget_s!r} is not valid; expected a number > 0 or None")
+        if not isinstance(self.warmup_fraction, int | float) or not 0 <= self.warmup_fraction < 1:
+            raise DataError(
+                f"train.warmup_fraction: {self.warmup_fraction!r} is not valid; expected a fraction in [0, 1)"
+            )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise DataError(f"train.grad_clip: {self.grad_clip!r} is not valid; expected a number > 0 or None")
 
@@ -166,12 +172,21 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 def make_schedule(
     optimizer: torch.optim.Optimizer, config: TrainConfig, iterations: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-iteration learning-rate schedule over ``iterations`` steps."""
+    """A per-iteration learning-rate schedule over ``iterations`` steps: ``warmup_fraction`` of them
+    rising linearly from lr/100 to lr, the rest following ``schedule``."""
+    warmup = round(iterations * config.warmup_fraction) if config.warmup_fraction > 0 else 0
+    rest = max(1, iterations - warmup)
+    main: torch.optim.lr_scheduler.LRScheduler
     if config.schedule == "poly":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: max(0.0, 1 - it / iterations) ** 0.9)
-    if config.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_every, gamma=0.5)
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations)
+        main = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: max(0.0, 1 - it / rest) ** 0.9)
+    elif config.schedule == "step":
+        main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_every, gamma=0.5)
+    else:
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=rest)
+    if warmup == 0:
+        return main
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
 @dataclass

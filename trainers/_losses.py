@@ -6,7 +6,8 @@ Every loss is called as ``loss(logits, labels)`` with logits (B, C, *spatial) an
 | name | loss | paper |
 |---|---|---|
 | ``dice`` | soft Dice (MONAI ``DiceLoss``) | |
-| ``dice_ce`` | soft Dice + cross-entropy (MONAI ``DiceCELoss``) | the default |
+| ``dice_ce`` | soft Dice over the foreground and the whole batch + cross-entropy (nnU-Net's form) | default |
+| ``dice_ce_image`` | soft Dice over every class, per image, + cross-entropy (MONAI's defaults) | until 2026-12 |
 | ``focal`` | focal loss, γ = 2 (MONAI ``FocalLoss``) | |
 | ``tversky_ce`` | Tversky (α = 0.3 on false positives, β = 0.7 on false negatives) + cross-entropy | MPU-Net |
 | ``bce_l2`` | (binary) cross-entropy + λ·Σ‖w‖² over the model's weights, λ = 1e-4 | AF-Net |
@@ -84,7 +85,16 @@ LOSSES: dict[str, LossInfo] = {
     info.name: info
     for info in (
         LossInfo("dice", "soft Dice", lambda c, _: _Monai(DiceLoss(**_monai_mode(c)), c == 1)),
-        LossInfo("dice_ce", "soft Dice + cross-entropy", lambda c, _: _Monai(DiceCELoss(**_monai_mode(c)), c == 1)),
+        LossInfo(
+            "dice_ce",
+            "soft Dice over the foreground classes and the whole batch + cross-entropy",
+            lambda c, _: _Monai(DiceCELoss(**_monai_mode(c), include_background=c == 1, batch=True), c == 1),
+        ),
+        LossInfo(
+            "dice_ce_image",
+            "soft Dice over every class, per image + cross-entropy (MONAI DiceCELoss's defaults)",
+            lambda c, _: _Monai(DiceCELoss(**_monai_mode(c)), c == 1),
+        ),
         LossInfo(
             "focal",
             "focal loss, gamma 2",

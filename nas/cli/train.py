@@ -21,12 +21,13 @@ def add_training_options(p: argparse.ArgumentParser, *, epochs: int, data_defaul
         help="synthetic or synthetic3d (built in, with a 32-image test set) or a JSON file of data fields (see README)"
         + ("; default: the data the study searched on" if data_default else ""),
     )
+    recipe = TrainConfig()  # one set of defaults: what a search trains with
     p.add_argument("--epochs", type=positive_int, default=epochs)
-    p.add_argument("--batch-size", type=positive_int, default=8)
-    p.add_argument("--lr", type=positive_float, default=3e-3)
-    p.add_argument("--loss", default="dice_ce", choices=tuple(LOSSES))
-    p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
-    p.add_argument("--schedule", default="cosine", choices=SCHEDULES)
+    p.add_argument("--batch-size", type=positive_int, default=recipe.batch_size)
+    p.add_argument("--lr", type=positive_float, default=recipe.lr)
+    p.add_argument("--loss", default=recipe.loss, choices=tuple(LOSSES))
+    p.add_argument("--optimizer", default=recipe.optimizer, choices=OPTIMIZERS)
+    p.add_argument("--schedule", default=recipe.schedule, choices=SCHEDULES)
     p.add_argument("--grad-clip", type=positive_float, default=None)
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--init", type=Path, default=None, help="a state dict to start from (matched by name and shape)")
