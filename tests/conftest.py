@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +67,12 @@ def in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if key.startswith("NAS_"):
             monkeypatch.delenv(key)
     return tmp_path
+
+
+def nas_process(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``nas ARGS`` as a user runs it: a fresh process in ``cwd``, without the caller's NAS_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "nas", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )

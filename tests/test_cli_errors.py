@@ -121,3 +121,15 @@ def test_space_show_counts_and_samples(in_tmp_cwd: Path, capsys: pytest.CaptureF
     assert code == 2 and "space.blocks: 'ag' cannot be placed" in err
     code, _, err = run_cli(["space", "show", "--space", "nope.json"], capsys)
     assert code == 2 and "neither a named space" in err
+
+
+def test_a_data_error_names_the_file_the_field_is_in(in_tmp_cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (in_tmp_cwd / "lesions.json").write_text('{"kind": "folder2d", "path": "lesions", "size": 40}')
+    code, _, err = run_cli(["search", "--data", "lesions.json"], capsys)
+    assert (
+        code == 2 and err.strip() == "nas: error: lesions.json: data.size: 40 is not valid; expected a multiple of 16"
+    )
+    (in_tmp_cwd / "study.yaml").write_text("data: {kind: folder2d, path: lesions}\n")
+    code, _, err = run_cli(["search", "study.yaml"], capsys)
+    assert code == 2 and err.strip().startswith("nas: error: study.yaml: data.path: ")
+    assert sorted(p.name for p in in_tmp_cwd.iterdir()) == ["lesions.json", "study.yaml"]

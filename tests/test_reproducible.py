@@ -7,9 +7,6 @@ initial weights must be drawn after the seed is set, not from whatever state the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ import torch
 
 from search_spaces import ArchSpec, AttentionSpec
 from studies import load_study, open_storage, trial_records
-from tests.conftest import REPO
+from tests.conftest import nas_process
 
 SPEC = ArchSpec(
     channels=(8, 16, 32),
@@ -32,12 +29,9 @@ SPEC = ArchSpec(
 SMALL = ["--train-images", "16", "--val-images", "8", "--image-size", "32"]
 
 
-def nas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
-    env["PYTHONPATH"] = str(REPO)
-    done = subprocess.run([sys.executable, "-m", "nas", *args], cwd=cwd, env=env, capture_output=True, text=True)
+def nas(*args: str, cwd: Path) -> None:
+    done = nas_process(*args, cwd=cwd)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return done
 
 
 def trained(tmp_path: Path, name: str, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, object]]:

@@ -9,9 +9,6 @@ the split it used and the network's input size.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,8 @@ import numpy as np
 import pytest
 
 from studies import load_study, open_storage, trial_records
-from tests.conftest import REPO, SHARED_DATA
+from tests.conftest import SHARED_DATA
+from tests.conftest import nas_process as nas
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +27,6 @@ DRIVE, KVASIR, HIPPO = SHARED_DATA / "drive", SHARED_DATA / "kvasir_seg", SHARED
 def needs(*folders: Path) -> pytest.MarkDecorator:
     missing = [str(f) for f in folders if not f.is_dir()]
     return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not present")
-
-
-def nas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``nas ARGS`` in a fresh process, in ``cwd``, with no NAS_* variables of the caller's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "nas", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
-    )
 
 
 def search(tmp_path: Path, data: dict[str, Any], *extra: str, preset: str = "demo") -> dict[str, Any]:
@@ -204,7 +193,7 @@ def test_mixed_sizes_without_size_or_patch_are_refused_writing_nothing(tmp_path:
     done = nas("search", "--data", "data.json", "--trials", "1", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nas: error: data.size: the images have")
+    assert len(lines) == 1 and lines[0].startswith("nas: error: data.json: data.size: the images have")
     assert "data.patch" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]
 
@@ -214,7 +203,10 @@ def test_a_patch_the_backbone_cannot_halve_is_refused_writing_nothing(tmp_path: 
     (tmp_path / "data.json").write_text(json.dumps({"kind": "drive", "path": str(DRIVE), "patch": 48}))
     done = nas("search", "--data", "data.json", "--set", "space.depths=[6]", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert "data.patch: 48 is not divisible by" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert (
+        "nas: error: data.json: data.patch: 48 is not divisible by" in done.stderr
+        and len(done.stderr.strip().splitlines()) == 1
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]
 
 
@@ -223,5 +215,8 @@ def test_a_patch_larger_than_the_volumes_is_refused_writing_nothing(tmp_path: Pa
     (tmp_path / "data.json").write_text(json.dumps({"kind": "msd", "path": str(HIPPO), "patch": 64, "limit": 4}))
     done = nas("search", "--data", "data.json", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert "data.patch: 64 is larger than" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert (
+        "nas: error: data.json: data.patch: 64 is larger than" in done.stderr
+        and len(done.stderr.strip().splitlines()) == 1
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from dashboards import report_html
 from nas._config import SAMPLERS, SYNTHETIC, SearchConfig, data_config
+from nas._errors import ConfigError
 from nas._search import run_search
 from nas._studyfile import parse_override, preset_names, search_config
 from nas.cli._common import env_default, non_negative_float, non_negative_int, positive_float, positive_int
 from nas.cli._progress import ProgressView
 from nas.cli._tables import counts_line, pareto_table
 from studies import parse_storage_url, redact
-from trainers import LOSSES, OPTIMIZERS, SCHEDULES
+from trainers import LOSSES, OPTIMIZERS, SCHEDULES, DataError
 
 #: ``--flag`` → the study-file key it overrides (flags win over the file; NAS_* variables act as flags).
 FLAG_KEYS = {
@@ -189,8 +192,30 @@ def build_config(args: argparse.Namespace) -> SearchConfig:
     return search_config(args.config, overrides, synthetic=synthetic, given_as=given_as)
 
 
+def _data_source(args: argparse.Namespace) -> str | None:
+    """The file the data fields came from: the --data JSON file, or the study file that holds them."""
+    if args.data is not None and args.data not in SYNTHETIC:
+        return str(args.data)
+    if args.data is None and Path(args.config).is_file():
+        return str(args.config)
+    return None
+
+
+@contextlib.contextmanager
+def _naming_the_data_file(args: argparse.Namespace) -> Iterator[None]:
+    """A data error names the file its field is in (``data.json: data.size: ...``)."""
+    try:
+        yield
+    except (DataError, ConfigError) as exc:
+        source = _data_source(args)
+        if source is None or not str(exc).startswith("data"):
+            raise
+        raise type(exc)(f"{source}: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
-    config = build_config(args)
+    with _naming_the_data_file(args):
+        config = build_config(args)
 
     def show(message: str) -> None:
         print(message, flush=True)
@@ -198,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
     view = ProgressView()
     if args.study is None:
         print(f"if this search stops, the same command with --study {config.study} resumes it", flush=True)
-    outcome = run_search(config, on_event=show, on_progress=view.update)
+    with _naming_the_data_file(args):
+        outcome = run_search(config, on_event=show, on_progress=view.update)
     report = args.report or Path(outcome.study_dir) / "report.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(
