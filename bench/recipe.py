@@ -154,26 +154,31 @@ def _train_one(run: Run) -> Outcome:
     )
 
 
-def runs(quick: bool, recipe: str) -> list[Run]:
+#: The rest of the attention-zoo preset's mechanisms, measured once each on DRIVE.
+ZOO = ("se", "cbam", "da_block", "pam", "cam", "cca", "ag", "gff", "mff", "fsam")
+
+
+def runs(quick: bool, recipe: str, only: Sequence[str] = ()) -> list[Run]:
     from search_spaces import block_names
 
     if quick:
         return [Run(name, "joint", 0, 2, recipe) for name in DATASETS]
+    if only:  # a subset of the zoo, e.g. to finish a run that was stopped
+        return [Run("DRIVE", b, 0, 10, recipe) for b in only]
     out = [Run(d, b, s, 10, recipe) for d in DATASETS for b in REPRESENTATIVE for s in range(5)]
-    zoo = ("se", "cbam", "da_block", "pam", "cam", "cca", "ag", "gff", "mff", "fsam")
     if recipe == "default":  # the rest of the zoo is measured on the defaults only
-        out += [Run("DRIVE", b, 0, 10, recipe) for b in zoo if b in block_names()]
+        out += [Run("DRIVE", b, 0, 10, recipe) for b in ZOO if b in block_names()]
     return out
 
 
-def measure(quick: bool, recipe: str = "default") -> Section:
+def measure(quick: bool, recipe: str = "default", only: Sequence[str] = ()) -> Section:
     import monai
     import torch
 
     missing = [name for name, fields in DATASETS.items() if not Path(fields["path"]).is_dir()]
     if missing:
         return Section(title="Training recipe", body=f"Not run: {', '.join(missing)} not found under {SHARED}.")
-    todo = runs(quick, recipe)
+    todo = runs(quick, recipe, only)
     # Heavy runs first, so that the two workers finish together.
     todo.sort(key=lambda r: (r.dataset != "MSD hippocampus", r.dataset != "Kvasir-SEG"))
     with multiprocessing.get_context("spawn").Pool(2, maxtasksperchild=None) as pool:
@@ -254,9 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--recipe", choices=("default", "previous"), default="default")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--zoo", default="", help=f"only these zoo mechanisms on DRIVE, e.g. cam,ag ({', '.join(ZOO)})")
     args = parser.parse_args(argv)
-    section = _report.timed_measure(lambda quick: measure(quick, args.recipe), args.quick)
+    only = [b.strip() for b in args.zoo.split(",") if b.strip()]
+    unknown = [b for b in only if b not in ZOO]
+    if unknown:
+        parser.error(f"--zoo: {unknown[0]!r} is not one of {', '.join(ZOO)}")
+    section = _report.timed_measure(lambda quick: measure(quick, args.recipe, only), args.quick)
     command = "python bench/recipe.py" + (" --quick" if args.quick else "") + f" --recipe {args.recipe}"
+    command += f" --zoo {','.join(only)}" if only else ""
     _report.write_alone(section, command, args.output)
     return 0
 
