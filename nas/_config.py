@@ -103,9 +103,9 @@ def check_input_shape(space: SearchSpace, data: SyntheticConfig | FilesConfig, i
     if isinstance(data, SyntheticConfig):
         check_side(space, bad[0], "--image-size")
         return
-    field_name = "data.pad_multiple"
-    if data.patch is not None or data.size is not None:
-        field_name = "data.patch" if data.patch is not None else "data.size"
+    field_name = (
+        "data.patch" if data.patch is not None else "data.size" if data.size is not None else "data.pad_multiple"
+    )
     shape = "×".join(str(s) for s in input_shape[1:])
     raise ConfigError(
         f"{field_name}: the network input is {shape}, not divisible by {stride}, which a "
@@ -185,11 +185,9 @@ class SearchConfig:
         # What is known before the data is read; the loaded input shape is checked by check_input_shape.
         if isinstance(self.data, SyntheticConfig):
             check_side(self.space, int(self.data.size or 0), "--image-size")
-        else:
-            for name in ("patch", "size"):
-                side = getattr(self.data, name)
-                if side is not None and not (name == "size" and self.data.patch is not None):
-                    check_side(self.space, side, f"data.{name}")
+        elif self.data.patch is not None or self.data.size is not None:  # the network sees patches if set
+            name = "patch" if self.data.patch is not None else "size"
+            check_side(self.space, getattr(self.data, name), f"data.{name}")
 
     @property
     def study_dir(self) -> Path:

@@ -361,7 +361,8 @@ class _Loaded:
     fov: torch.Tensor | None  # (1, *spatial) bool
 
 
-def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool) -> _Loaded:
+def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool, named: int = 0) -> _Loaded:
+    """One case decoded and normalised; ``named``: the channels a 2D nnU-Net dataset.json names."""
     if volumetric:
         channels = [read_volume(p) for p in case.images]
         image = np.stack([c if c.ndim == 3 else c[..., 0] for c in channels])
@@ -372,10 +373,10 @@ def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool) 
         draft = 2 * config.size if config.size else None
         if config.kind == "nnunet":  # one file per channel group (an RGB PNG holds three), as nnU-Net reads them
             image = np.concatenate([read_image_2d(path, "auto", draft=draft) for path in case.images])
-            if image.shape[0] != _nnunet_channels(config):
+            if image.shape[0] != named:
                 raise DataError(
                     f"data: {case.id} has {image.shape[0]} channels in {listing(p.name for p in case.images)}, "
-                    f"but {Path(config.path) / 'dataset.json'} names {_nnunet_channels(config)} (channel_names)"
+                    f"but {Path(config.path) / 'dataset.json'} names {named} (channel_names)"
                 )
         else:
             image = read_image_2d(case.images[0], config.channels, draft=draft)
@@ -445,8 +446,9 @@ def _check_patch(items: Mapping[str, _Loaded], by_id: Mapping[str, Case], patch:
         )
 
 
-def _nnunet_channels(config: FilesConfig) -> int:
-    meta = read_json_object(Path(config.path) / "dataset.json", "data.path")
+def _nnunet_channels(root: str) -> int:
+    """How many channels a dataset.json names."""
+    meta = read_json_object(Path(root) / "dataset.json", "data.path")
     return len(meta.get("channel_names") or meta.get("modality") or {})
 
 
@@ -567,7 +569,8 @@ def load_files(config: FilesConfig) -> SegmentationData:
         by_id |= {f"test/{c.id}": c for c in test_cases}
         split["test"] = [f"test/{c.id}" for c in test_cases]
     wanted = [i for part in ("train", "val", "test") for i in split[part]]
-    loaded = [(by_id[i], _load_case(by_id[i], config, classes, volumetric)) for i in wanted]
+    named = _nnunet_channels(config.path) if config.kind == "nnunet" and not volumetric else 0  # read once
+    loaded = [(by_id[i], _load_case(by_id[i], config, classes, volumetric, named)) for i in wanted]
     _check_labels(loaded, classes)
     items = {i: item for i, (_, item) in zip(wanted, loaded, strict=True)}
     if config.size is not None:
