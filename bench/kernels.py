@@ -6,14 +6,17 @@
 Every kernel is built through the block registry (``search_spaces.create_block``) with 32 channels
 and run at batch 1 on 2D levels of 64², 128² and 256² and 3D levels of 32³ and 64³: self-attention
 with dot similarity (the associative form ``θ·(φᵀg)/N``, never an N×N matrix) and with softmax
-similarity (``scaled_dot_product_attention``), criss-cross attention (``cca``), the nine
-joint-attention variants (``joint``: PWA and SA arranged in parallel, SA first or PWA first, with the
-shortcut inside, outside or separate; dot similarity), and the naive N×N form of dot self-attention
-(same weights) where its N×N matrices fit in memory. Times are medians of forward+backward passes
-after a warm-up; peaks are the bytes CPU torch allocates during one forward+backward pass (profiler
-allocation events; the input and the parameters exist before it). Both are ratios against a 3x3
-convolution of the same width measured in the same run. A kernel whose pass would take longer than a
-limit, extrapolated from its time at a smaller size, is skipped and said so, never estimated.
+similarity (``scaled_dot_product_attention``), criss-cross attention (``cca``), DANet's position
+attention (``pam``, through SDPA with its C/8-channel query and key zero-padded to C so the fused
+kernel applies) beside its unpadded form (the math kernel, an N×N matrix, where that fits), DANet's
+channel attention (``cam``), the nine joint-attention variants (``joint``: PWA and SA arranged in
+parallel, SA first or PWA first, with the shortcut inside, outside or separate; dot similarity), and
+the naive N×N form of dot self-attention (same weights) where its N×N matrices fit in memory. Times
+are medians of forward+backward passes after a warm-up; peaks are the bytes CPU torch allocates
+during one forward+backward pass (profiler allocation events; the input and the parameters exist
+before it). Both are ratios against a 3x3 convolution of the same width measured in the same run. A
+kernel whose pass would take longer than a limit, extrapolated from its time at a smaller size, is
+skipped and said so, never estimated.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ SA_DOT = "sa dot"
 SA_SOFTMAX = "sa softmax"
 CCA = "cca"
 NAIVE = "naive"
+PAM = "pam"
+PAM_UNPADDED = "pam unpadded"
 
 
 class NaiveDotAttention(nn.Module):
@@ -73,6 +78,21 @@ class NaiveDotAttention(nn.Module):
         similarity = torch.bmm(theta.transpose(1, 2), phi) / theta.shape[-1]  # (B, N, N)
         y = torch.bmm(g, similarity.transpose(1, 2))
         return x + b.out(y.reshape(x.shape[0], -1, *x.shape[2:]))
+
+
+class UnpaddedPositionAttention(nn.Module):
+    """PAM as it was before 2026-12-02, for reference only: query and key at C/8 channels, value at C,
+    into SDPA with unequal head sizes, which CPU torch runs through its math kernel (an N×N matrix)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        qkv = self.block.qkv
+        q, k, v = (t.flatten(2).transpose(1, 2).contiguous().unsqueeze(1) for t in qkv(x))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1.0).squeeze(1).transpose(1, 2)
+        return x + qkv.gamma * out.reshape(x.shape)
 
 
 def time_fwd_bwd(
@@ -155,6 +175,16 @@ def kernels(quick: bool) -> list[Kernel]:
             _quadratic,
         ),
         Kernel(CCA, "cca (criss-cross)", lambda dims: create_block("cca", dims, CHANNELS), _criss_cross),
+        Kernel(
+            PAM, "pam, SDPA (query/key zero-padded to C)", lambda dims: create_block("pam", dims, CHANNELS), _quadratic
+        ),
+        Kernel(
+            PAM_UNPADDED,
+            "pam unpadded (C/8 query/key: math kernel, N×N)",
+            lambda dims: UnpaddedPositionAttention(create_block("pam", dims, CHANNELS)),
+            _quadratic,
+        ),
+        Kernel("cam", "cam (C×C affinity)", lambda dims: create_block("cam", dims, CHANNELS), _linear),
         *(
             Kernel(f"joint {a}/{s}", f"joint {a}/{s}", _joint(a, s), _linear)
             for a, s in (QUICK_JOINTS if quick else JOINTS)
@@ -202,7 +232,7 @@ def extrapolate(kernel: Kernel, size: Size, done: dict[Size, Result]) -> tuple[f
 
 def measure_kernel(kernel: Kernel, size: Size, done: dict[Size, Result], limit_s: float, repeats: int) -> Result:
     """Time and peak memory of ``kernel`` at ``size``, or why it is skipped (never the reference)."""
-    if kernel.key == NAIVE and 3 * size.n * size.n * 4 >= NAIVE_MEMORY_LIMIT:
+    if kernel.key in (NAIVE, PAM_UNPADDED) and 3 * size.n * size.n * 4 >= NAIVE_MEMORY_LIMIT:
         return Result(skipped=f"needs > {3 * size.n * size.n * 4 / 2**30:.0f} GiB")
     expected = extrapolate(kernel, size, done)
     if kernel.key != CONV and expected is not None and expected[0] > limit_s:
@@ -333,6 +363,18 @@ def headlines(sizes: list[Size], rows: list[Kernel], results: dict[str, dict[Siz
     else:
         out.append(Headline(area=AREA, what=what, figure=f"skipped: {naive.skipped or ours.skipped}"))
     out.append(_against_conv(results, SA_DOT, "sa dot (associative), 3D", large_3d))
+    out.append(_against_conv(results, PAM, "pam (SDPA, query/key zero-padded)", middle))
+    pam, unpadded = results[PAM][middle], results[PAM_UNPADDED][middle]
+    if pam.peak_bytes is not None and unpadded.peak_bytes is not None and unpadded.seconds and pam.seconds:
+        out.append(
+            Headline(
+                area=AREA,
+                what=f"pam: peak memory of a forward+backward pass at {middle.name}, C = {CHANNELS}",
+                figure=f"{pam.peak_bytes / 2**20:.1f} MiB ({unpadded.seconds / pam.seconds:.1f}× faster)",
+                reference=f"unpadded (math kernel): {unpadded.peak_bytes / 2**20:.0f} MiB, {unpadded.seconds:.3f} s",
+                ratio=pam.peak_bytes / unpadded.peak_bytes,
+            )
+        )
     return out
 
 

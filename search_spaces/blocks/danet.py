@@ -16,8 +16,12 @@ class PositionAttention(Mechanism):
     """PAM: ``γ · (D softmax(Bᵀ C')) + x`` over all positions, ``γ`` a learnable scalar from 0.
 
     ``B, C'`` are 1x1 convolutions to ``max(1, C // 8)`` channels and ``D`` to ``C`` channels; the
-    position affinity goes through ``scaled_dot_product_attention`` (unscaled, as in DANet), so no
-    N×N matrix is kept where a fused kernel applies. Input ``(B, C, *spatial)``; same-shape output.
+    affinity is unscaled, as in DANet. Fused attention kernels need the query, key and value to
+    have one head size, so ``B`` and ``C'`` are padded with zero channels up to ``C``: the scores
+    ``Bᵀ C'`` are unchanged, and ``scaled_dot_product_attention`` then runs its fused (flash)
+    kernel, which never materialises the N×N matrix, forward or backward. The price is that the
+    score product runs at width ``C`` instead of ``C // 8`` (counted so in the FLOPs).
+    Input ``(B, C, *spatial)`` in 2D or 3D; same-shape output.
     """
 
     kind = "residual"
@@ -28,16 +32,25 @@ class PositionAttention(Mechanism):
         self.qkv = QueryKeyValue(spatial_dims, channels)
 
     def response(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        q, k, v = (t.flatten(2).transpose(1, 2).contiguous().unsqueeze(1) for t in self.qkv(x))
+        query, key, value = self.qkv(x)
+        width = value.shape[1]
+        # (B, 1, N, C) contiguous, query and key zero-padded to the value's width
+        q, k = (F.pad(t, (0, 0) * (x.ndim - 2) + (0, width - t.shape[1])) for t in (query, key))
+        q, k, v = (t.flatten(2).transpose(1, 2).contiguous().unsqueeze(1) for t in (q, k, value))
         out = F.scaled_dot_product_attention(q, k, v, scale=1.0).squeeze(1).transpose(1, 2)
         return self.qkv.gamma * out.reshape(x.shape)
 
 
 @register_block("cam")
 class ChannelAffinityAttention(Mechanism):
-    """CAM: ``γ · (softmax(X Xᵀ) X) + x`` with the C×C channel affinity, ``γ`` from 0.
+    """CAM: ``γ · (A X) + x`` with the C×C channel affinity ``A = softmax(max_row(E) − E)``,
+    ``E = X Xᵀ / N``, ``γ`` from 0 (DANet's reference code, with a 1/N scale).
 
-    Input ``(B, C, *spatial)`` in 2D or 3D; output of the same shape.
+    ``X`` is the input flattened to ``(C, N)``. DANet's code takes ``softmax(max − E)`` of the raw
+    ``E = X Xᵀ``; its entries grow with N, so at a realistic 64² level the row softmax is one-hot
+    (CAM a learned scalar) and at 256² ``X Xᵀ`` overflows in fp16. Dividing by N makes ``E`` the
+    channels' mean second moment, independent of the resolution; it is computed in float32 even
+    under autocast. Input ``(B, C, *spatial)`` in 2D or 3D; output of the same shape and dtype.
     """
 
     kind = "residual"
@@ -48,6 +61,10 @@ class ChannelAffinityAttention(Mechanism):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def response(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        flat = x.flatten(2)  # (B, C, N)
-        affinity = torch.softmax(torch.bmm(flat, flat.transpose(1, 2)), dim=-1)  # (B, C, C)
-        return self.gamma * torch.bmm(affinity, flat).reshape(x.shape)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            flat = x.flatten(2)  # (B, C, N)
+            flat = flat if flat.dtype == torch.float64 else flat.float()
+            energy = torch.bmm(flat, flat.transpose(1, 2)) / flat.shape[-1]  # (B, C, C)
+            affinity = torch.softmax(energy.amax(dim=-1, keepdim=True) - energy, dim=-1)
+            out = torch.bmm(affinity, flat).reshape(x.shape)
+        return self.gamma * out.to(x.dtype)
