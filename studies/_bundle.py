@@ -22,6 +22,12 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+def study_tta(attrs: Any) -> str:
+    """The test-time augmentation a study evaluated with: ``none`` or ``flips`` (``none`` before it existed)."""
+    train = attrs.get("train") if isinstance(attrs, dict) else None
+    return str(train.get("tta", "none")) if isinstance(train, dict) else "none"
+
+
 def _metadata(study: str, number: int, record: Any, attrs: dict[str, Any]) -> dict[str, Any]:
     spec = dict(record.spec)
     shape = list(attrs.get("input_shape") or [])
@@ -49,7 +55,12 @@ def _metadata(study: str, number: int, record: Any, attrs: dict[str, Any]) -> di
         "data_type": "nibabel" if spec.get("spatial_dims") == 3 else "image",
         "image_classes": f"{channels} channel(s), intensities z-score normalised per image",
         "label_classes": ", ".join(f"{c}: {'background' if c == 0 else 'class ' + str(c)}" for c in range(classes)),
-        "pred_classes": f"{classes} channels of logits; the saved segmentation is their argmax",
+        "pred_classes": (
+            f"{classes} channels of class probabilities, averaged over every combination of flipped spatial axes "
+            "(test-time augmentation, as the study evaluated); the saved segmentation is their argmax"
+            if study_tta(attrs) == "flips"
+            else f"{classes} channels of logits; the saved segmentation is their argmax"
+        ),
         "eval_metrics": {"val_mean_dice": record.dice},
         "intended_use": "Research; the weights come from a search budget, not a full training run",
         "references": ["attention-nas (study export)"],
@@ -78,9 +89,13 @@ def _metadata(study: str, number: int, record: Any, attrs: dict[str, Any]) -> di
 
 def _inference(record: Any, attrs: dict[str, Any]) -> dict[str, Any]:
     """Read every image under ``dataset_dir``, segment it with a sliding window at the study's input
-    size, and save the argmax under ``output_dir`` (both overridable: ``--dataset_dir DIR``)."""
+    size, and save the argmax under ``output_dir`` (both overridable: ``--dataset_dir DIR``). When the
+    study evaluated with ``tta="flips"``, the window runs on every flipped copy and the saved argmax
+    is that of the mean probabilities (``trainers.FlipInferer``), as in the study's metrics."""
     shape = list(attrs.get("input_shape") or [])
     roi = shape[1:] or [64] * int(record.spec.get("spatial_dims", 2))
+    window = {"_target_": "SlidingWindowInferer", "roi_size": roi, "sw_batch_size": 4, "overlap": 0.25}
+    inferer = {"_target_": "trainers.FlipInferer", "inferer": window} if study_tta(attrs) == "flips" else window
     return {
         "imports": ["$import glob", "$import os", "$import torch", "$import search_spaces"],
         "bundle_root": ".",
@@ -104,7 +119,7 @@ def _inference(record: Any, attrs: dict[str, Any]) -> dict[str, Any]:
         },
         "dataset": {"_target_": "Dataset", "data": "@datalist", "transform": "@preprocessing"},
         "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "num_workers": 0},
-        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": roi, "sw_batch_size": 4, "overlap": 0.25},
+        "inferer": inferer,
         "postprocessing": {
             "_target_": "Compose",
             "transforms": [

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from studies._bundle import BUNDLE_DIR, write_bundle
+from studies._bundle import BUNDLE_DIR, study_tta, write_bundle
 from studies._errors import ExportError
 from studies._records import TrialRecord, record_from_trial
 from studies._weights import pruned_weights
@@ -58,13 +58,25 @@ def _find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     raise ExportError(f"--trial {number}: study {study.study_name!r} has no such trial (trials: {span})")
 
 
+def _tta_line(tta: str) -> str:
+    if tta == "flips":
+        return (
+            "- test-time augmentation: flips (every metric is of the mean class probabilities over every "
+            "combination of flipped spatial axes, as the bundle's inference computes them)\n"
+        )
+    return "- test-time augmentation: none (one forward pass per image)\n"
+
+
 def _metrics_lines(record: TrialRecord) -> str:
     """The validation metrics of the best weights as a Markdown list (empty when none were recorded)."""
     mean = (record.metrics or {}).get("mean")
     if not mean:
         return ""
     parts = ", ".join(f"{name} {value:.4f}" for name, value in mean.items() if isinstance(value, int | float))
-    return f"- all validation metrics (mean over foreground classes; HD95 in voxels): {parts}\n"
+    return (
+        "- all validation metrics (mean over foreground classes; miou also counts the background; HD95 in "
+        f"voxels, hd95_mm in the images' spacing units): {parts}\n"
+    )
 
 
 def _torchscript_lines(shape: Any, traced: str | None) -> str:
@@ -96,7 +108,7 @@ Exported from study `{study.study_name}`, trial {record.number}, by attention-na
 - Cost: {gflops:.4f} GFLOPs forward at input {shape} (FLOPs = 2 × multiply-adds, batch 1, attention matmuls
   included), {record.params} trainable parameters
 
-{_metrics_lines(record)}
+{_tta_line(study_tta(attrs))}{_metrics_lines(record)}
 ## Data and training
 - data: `{data}`
 - training: `{train}`
@@ -164,6 +176,7 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
         "data": study.user_attrs.get("data"),
         "train": study.user_attrs.get("train"),
         "input_shape": study.user_attrs.get("input_shape"),
+        "tta": study_tta(dict(study.user_attrs)),
         "torchscript": TORCHSCRIPT_FILE if traced is None else f"not written: {traced}",
         "monai_bundle": BUNDLE_DIR,
     }

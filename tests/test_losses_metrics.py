@@ -34,8 +34,9 @@ def two_pixels_softmax() -> tuple[torch.Tensor, torch.Tensor]:
         ("dice_ce_image", (0.4 + 2 / 3) / 2 + CE),
         # mean over B·C·N elements of -(1-p_t)^2 log p_t at the true channel
         ("focal", (0.25**2 * -math.log(0.75) + 0.75**2 * -math.log(0.25)) / 4),
-        # 1 - TP/(TP + 0.3 FP + 0.7 FN) per channel, averaged, + cross-entropy
-        ("tversky_ce", ((1 - 0.75 / 1.15) + (1 - 0.25 / 0.85)) / 2 + CE),
+        # 1 - TP/(TP + 0.3 FP + 0.7 FN) over the foreground channel only, + cross-entropy (no class
+        # frequencies given: unweighted)
+        ("tversky_ce", (1 - 0.75 / 1.15) + CE),
     ],
 )
 def test_softmax_losses_by_hand(name: str, expected: float) -> None:
@@ -67,7 +68,9 @@ def test_sigmoid_losses_by_hand() -> None:
         model.weight.fill_(2.0)
         model.bias.fill_(5.0)  # biases are not penalised
     loss = create_loss("bce_l2", channels=1, model=model)
-    assert float(loss(logits, labels).detach()) == pytest.approx(CE + 1e-4 * 4.0, abs=1e-6)
+    assert float(loss(logits, labels).detach()) == pytest.approx(CE + 5e-5 * 4.0, abs=1e-6)
+    heavy = create_loss("bce_l2", channels=1, model=model, l2_weight=1.0)  # AF-Net's printed λ
+    assert float(heavy(logits, labels).detach()) == pytest.approx(CE + 4.0, abs=1e-6)
     value = loss(model(torch.ones(1, 1, 1, 2)), labels)
     value.backward()  # the penalty reaches the weights
     assert model.weight.grad is not None

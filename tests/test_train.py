@@ -77,14 +77,17 @@ def test_schedules_follow_their_papers() -> None:
         return out
 
     assert lrs("poly")[3] == pytest.approx((1 - 3 / 10) ** 0.9)  # AF-Net: lr·(1 - it/max)^0.9
-    assert lrs("step", step_every=4) == [1.0] * 4 + [0.5] * 4 + [0.25] * 2  # MPU-Net: halved every N iterations
+    # MPU-Net: halved every 100 of 600 passes, i.e. every sixth of the run: five halvings in any budget.
+    assert lrs("step", steps=12, warmup_fraction=0.0) == [1.0] * 2 + [0.5] * 2 + [0.25] * 2 + [0.125] * 2 + [0.0625] * 2 + [0.03125] * 2
+    assert lrs("step", steps=600, warmup_fraction=0.0)[::100] == pytest.approx([2.0**-k for k in range(6)])
+    assert lrs("step", step_fraction=0.4, warmup_fraction=0.0) == [1.0] * 4 + [0.5] * 4 + [0.25] * 2
     cosine = lrs("cosine", warmup_fraction=0.0)
     assert cosine[0] == 1.0 and cosine[5] == pytest.approx(0.5) and cosine[-1] < 0.05
     # Linear warm-up from lr/100 over the first 10% of 20 steps, then the cosine over the other 18.
     warm = lrs("cosine", steps=20, warmup_fraction=0.1)
     assert warm[:3] == pytest.approx([0.01, 0.505, 1.0])
     assert warm[2 + 9] == pytest.approx(0.5) and warm[-1] < 0.02
-    assert lrs("step", steps=6, step_every=2, warmup_fraction=0.34)[2:] == pytest.approx([1.0, 1.0, 0.5, 0.5])
+    assert lrs("step", steps=6, step_fraction=0.5, warmup_fraction=0.34)[2:] == pytest.approx([1.0, 1.0, 0.5, 0.5])
 
 
 @pytest.mark.parametrize(
@@ -94,7 +97,8 @@ def test_schedules_follow_their_papers() -> None:
         ("optimizer", "lion", "train.optimizer: 'lion' is not valid; expected one of adamw, adam, sgd"),
         ("schedule", "linear", "train.schedule: 'linear' is not valid; expected one of cosine, poly, step"),
         ("grad_clip", 0.0, "train.grad_clip: 0.0 is not valid"),
-        ("step_every", 0, "train.step_every: 0 is not valid"),
+        ("step_fraction", 0, "train.step_fraction: 0 is not valid; expected a fraction in (0, 1]"),
+        ("l2_weight", -1.0, "train.l2_weight: -1.0 is not valid; expected a number ≥ 0"),
         ("warmup_fraction", 1.0, "train.warmup_fraction: 1.0 is not valid; expected a fraction"),
     ],
 )

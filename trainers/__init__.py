@@ -28,20 +28,25 @@ from trainers._loop import (
 )
 from trainers._losses import LOSSES, create_loss
 from trainers._memory import MemoryEstimate, estimate_peak_memory, measure_peak_memory
-from trainers._metrics import METRIC_NAMES, SegmentationMetrics, segmentation_metrics
+from trainers._metrics import CLASS_METRICS, IMAGE_METRICS, METRIC_NAMES, SegmentationMetrics, segmentation_metrics
 from trainers._sources import Case, index_drive, index_folder2d, index_msd, index_nnunet, read_json_object
 from trainers._synthetic import make_synthetic, synthetic_sample, synthetic_volume
+from trainers._tta import TTA_MODES, FlipInferer, class_probabilities, flip_averaged, flip_axes
 
 __all__ = [
+    "CLASS_METRICS",
     "COLLAPSE_RATIO",
     "FILE_KINDS",
+    "IMAGE_METRICS",
     "LOSSES",
     "METRIC_NAMES",
     "OPTIMIZERS",
     "SCHEDULES",
+    "TTA_MODES",
     "Case",
     "DataError",
     "FilesConfig",
+    "FlipInferer",
     "MemoryEstimate",
     "ModelCost",
     "Report",
@@ -51,6 +56,7 @@ __all__ = [
     "SyntheticConfig",
     "TrainConfig",
     "TrainResult",
+    "class_probabilities",
     "collapse_note",
     "count_flops",
     "count_params",
@@ -60,6 +66,8 @@ __all__ = [
     "estimate_peak_memory",
     "evaluate",
     "evaluate_metrics",
+    "flip_averaged",
+    "flip_axes",
     "index_drive",
     "index_folder2d",
     "index_msd",

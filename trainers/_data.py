@@ -23,7 +23,9 @@ class SegmentationData:
     view (``(1, *spatial)`` bool; metrics ignore what lies outside). With ``patch`` set, training uses
     ``patches_per_image`` random patches of that shape per image and epoch, and validation slides a
     window of that shape over whole images. ``split`` names the case ids of each part, ``split_groups``
-    their groups when cases are grouped.
+    their groups when cases are grouped. ``val_spacing`` and ``test_spacing`` hold each image's voxel
+    size per spatial axis (millimetres from a NIfTI header; 1 per axis where the files record none;
+    None: 1 everywhere), which ``hd95_mm`` is measured in.
     """
 
     train_images: Samples
@@ -43,6 +45,8 @@ class SegmentationData:
     split_groups: Mapping[str, Sequence[str]] | None = None
     class_names: tuple[str, ...] = ()
     fingerprint: str = ""
+    val_spacing: Sequence[tuple[float, ...]] | None = None
+    test_spacing: Sequence[tuple[float, ...]] | None = None
 
     @property
     def spatial_dims(self) -> int:

@@ -5,6 +5,10 @@ bottleneck of an epoch), normalised per image or volume (zero mean, unit varianc
 CLAHE-equalised (2D, the joint-attention paper's preprocessing), resized (2D) or padded to a common
 shape (3D; the padding lies outside the field of view, so no metric counts it). Random augmentation
 and patch cropping happen per batch in the training loop.
+
+Each case keeps its voxel size for ``hd95_mm``: a NIfTI header's ``pixdim`` (millimetres), or 1 per
+axis for image files, which record none; resizing an image scales it by the old side over the new,
+so that distances stay in units of the original file's pixels (padding leaves it unchanged).
 """
 
 from __future__ import annotations
@@ -334,6 +338,29 @@ def read_volume(path: Path) -> np.ndarray:
         raise DataError(f"data: cannot read {path} ({type(exc).__name__}: {exc})") from None
 
 
+def read_spacing(path: Path, spatial_dims: int) -> tuple[float, ...]:
+    """The voxel size of a NIfTI file along its first ``spatial_dims`` axes (its header's ``pixdim``,
+    in the axis order ``read_volume`` returns); a zero or missing entry counts as 1."""
+    import nibabel as nib
+
+    try:
+        image: Any = nib.load(str(path))  # the header only; the voxels stay on disk
+        zooms = tuple(float(z) for z in image.header.get_zooms())
+    except Exception as exc:  # nibabel raises many types for a bad file
+        raise DataError(f"data: cannot read the header of {path} ({type(exc).__name__}: {exc})") from None
+    zooms = (*zooms, *(1.0,) * spatial_dims)[:spatial_dims]
+    return tuple(z if z > 0 else 1.0 for z in zooms)
+
+
+def _file_size_2d(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file as stored, from its header (a draft decode is smaller)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    return height, width
+
+
 def clahe(image: np.ndarray, *, clip: float = 0.01, tiles: int = 8) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation of each channel (scikit-image), values in [0, 1]."""
     from skimage import exposure
@@ -359,6 +386,7 @@ class _Loaded:
     image: torch.Tensor  # (C, *spatial)
     label: torch.Tensor  # (1, *spatial) int64
     fov: torch.Tensor | None  # (1, *spatial) bool
+    spacing: tuple[float, ...]  # voxel size per spatial axis
 
 
 def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool, named: int = 0) -> _Loaded:
@@ -368,6 +396,7 @@ def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool, 
         image = np.stack([c if c.ndim == 3 else c[..., 0] for c in channels])
         label = read_volume(case.label).round().astype(np.int64)
         fov = None
+        spacing = read_spacing(case.images[0], image.ndim - 1)
     else:
         # When resizing anyway, JPEGs decode at a reduced scale (image and mask alike): several times faster.
         draft = 2 * config.size if config.size else None
@@ -382,6 +411,10 @@ def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool, 
             image = read_image_2d(case.images[0], config.channels, draft=draft)
         label = read_mask_2d(case.label, classes, draft=draft)
         fov = (np.asarray(_open_image(case.fov).convert("L")) > 127) if case.fov else None
+        spacing = (1.0, 1.0)
+        if draft is not None:  # a reduced decode: its pixels are larger than the file's
+            stored = _file_size_2d(case.images[0])
+            spacing = (stored[0] / image.shape[1], stored[1] / image.shape[2])
     if image.shape[1:] != label.shape or (fov is not None and fov.shape != label.shape):
         raise DataError(
             f"data: {case.images[0].name} is {tuple(image.shape[1:])} but its mask {case.label.name} is "
@@ -394,6 +427,7 @@ def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool, 
         torch.from_numpy(np.ascontiguousarray(image)),
         torch.from_numpy(np.ascontiguousarray(label))[None],
         None if fov is None else torch.from_numpy(np.ascontiguousarray(fov))[None],
+        spacing,
     )
 
 
@@ -401,7 +435,8 @@ def _resize(item: _Loaded, size: int) -> _Loaded:
     image = F.interpolate(item.image[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
     label = F.interpolate(item.label[None].float(), size=(size, size), mode="nearest")[0].long()
     fov = None if item.fov is None else F.interpolate(item.fov[None].float(), size=(size, size), mode="nearest")[0] > 0
-    return _Loaded(image, label, fov)
+    spacing = tuple(s * n / size for s, n in zip(item.spacing, item.image.shape[1:], strict=True))
+    return _Loaded(image, label, fov, spacing)
 
 
 def _pad_all(items: list[_Loaded], multiple: int) -> list[_Loaded]:
@@ -414,7 +449,7 @@ def _pad_all(items: list[_Loaded], multiple: int) -> list[_Loaded]:
         for d in reversed(range(len(target))):
             pads += [0, target[d] - it.image.shape[1 + d]]
         fov = torch.ones_like(it.label, dtype=torch.bool) if it.fov is None else it.fov
-        out.append(_Loaded(F.pad(it.image, pads), F.pad(it.label, pads), F.pad(fov, pads)))
+        out.append(_Loaded(F.pad(it.image, pads), F.pad(it.label, pads), F.pad(fov, pads), it.spacing))
     return out
 
 
@@ -587,8 +622,11 @@ def load_files(config: FilesConfig) -> SegmentationData:
     if len(channels) != 1:
         raise DataError(f"data: images have different channel counts {sorted(channels)}; set data.channels")
 
+    spacings: dict[str, list[tuple[float, ...]]] = {}  # each part's, filled by part()
+
     def part(name: str) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None]:
         chosen = [items[i] for i in split[name]]
+        spacings[name] = [it.spacing for it in chosen]
         fovs = [it.fov for it in chosen]
         masks = (
             None
@@ -621,4 +659,6 @@ def load_files(config: FilesConfig) -> SegmentationData:
         split_groups=split_groups,
         class_names=tuple(names),
         fingerprint=hashlib.sha256(repr(sorted(split.items())).encode()).hexdigest()[:16],
+        val_spacing=spacings["val"],
+        test_spacing=spacings["test"],
     )

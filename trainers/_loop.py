@@ -18,8 +18,9 @@ from torch import nn
 
 from trainers._data import Samples, SegmentationData
 from trainers._errors import DataError
-from trainers._losses import LOSSES, create_loss
-from trainers._metrics import METRIC_NAMES, SegmentationMetrics, segmentation_metrics
+from trainers._losses import DEFAULT_L2_WEIGHT, LOSSES, create_loss
+from trainers._metrics import CLASS_METRICS, IMAGE_METRICS, METRIC_NAMES, SegmentationMetrics, segmentation_metrics
+from trainers._tta import TTA_MODES, class_probabilities, flip_averaged
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ class TrainConfig:
 
     ``loss`` names one of ``LOSSES``; ``optimizer`` is ``adamw``, ``adam`` or ``sgd`` (momentum 0.9);
     ``schedule`` is ``cosine`` (to 0 over the run), ``poly`` (AF-Net: ``lr·(1 - it/max)^0.9``) or
-    ``step`` (MPU-Net: halved every ``step_every`` iterations); ``grad_clip`` caps the gradient norm.
+    ``step`` (MPU-Net: halved every ``step_fraction`` of the run; see ``make_schedule``);
+    ``grad_clip`` caps the gradient norm. ``l2_weight`` is λ of the ``bce_l2`` loss, which replaces
+    the optimiser's weight decay (``weight_decay`` is then not applied).
     """
 
     epochs: int = 10
@@ -54,7 +57,10 @@ class TrainConfig:
     loss: str = "dice_ce"
     optimizer: str = "adamw"
     schedule: str = "cosine"
-    step_every: int = 100
+    #: ``step`` schedule: the learning rate halves after every such share of the run's iterations.
+    #: MPU-Net halves every 100 of its 600 training passes: 1/6, so 5 halvings in any budget.
+    step_fraction: float = 1 / 6
+    l2_weight: float = DEFAULT_L2_WEIGHT
     #: Linear warm-up of the learning rate over this share of the iterations (0: none), then ``schedule``.
     warmup_fraction: float = 0.05
     grad_clip: float | None = None
@@ -67,9 +73,12 @@ class TrainConfig:
     #: Start the output layer's bias at the training labels' class prior (see ``init_head_prior``):
     #: ``auto`` does when a class is rarer than ``RARE_CLASS`` of the training voxels; ``on``; ``off``.
     head_prior: str = "auto"
+    #: Test-time augmentation of validation and test predictions: ``none``, or ``flips`` (AF-Net: the
+    #: mean class probabilities over every combination of flips of the spatial axes; see ``trainers._tta``).
+    tta: str = "none"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "step_every"):
+        for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise DataError(f"train.{name}: {value!r} is not valid; expected a positive integer")
@@ -82,6 +91,7 @@ class TrainConfig:
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
             ("head_prior", HEAD_PRIORS),
+            ("tta", TTA_MODES),
         )
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
@@ -100,6 +110,10 @@ class TrainConfig:
             raise DataError(
                 f"train.warmup_fraction: {self.warmup_fraction!r} is not valid; expected a fraction in [0, 1)"
             )
+        if not isinstance(self.step_fraction, int | float) or not 0 < self.step_fraction <= 1:
+            raise DataError(f"train.step_fraction: {self.step_fraction!r} is not valid; expected a fraction in (0, 1]")
+        if not isinstance(self.l2_weight, int | float) or not self.l2_weight >= 0:
+            raise DataError(f"train.l2_weight: {self.l2_weight!r} is not valid; expected a number ≥ 0")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise DataError(f"train.grad_clip: {self.grad_clip!r} is not valid; expected a number > 0 or None")
 
@@ -162,25 +176,32 @@ def resolve_device(config: TrainConfig) -> torch.device:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser; with the ``bce_l2`` loss its weight decay is 0 (the loss carries the penalty)."""
+    decay = 0.0 if config.loss == "bce_l2" else config.weight_decay
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=decay)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=decay)
 
 
 def make_schedule(
     optimizer: torch.optim.Optimizer, config: TrainConfig, iterations: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """A per-iteration learning-rate schedule over ``iterations`` steps: ``warmup_fraction`` of them
-    rising linearly from lr/100 to lr, the rest following ``schedule``."""
+    rising linearly from lr/100 to lr, the rest following ``schedule``.
+
+    ``step`` halves the rate every ``round(step_fraction × rest)`` iterations (at least 1): MPU-Net
+    halves every 100 of its training passes and ran 600, so at the default 1/6 a run of any length
+    sees the same five halvings, ending at lr/32."""
     warmup = round(iterations * config.warmup_fraction) if config.warmup_fraction > 0 else 0
     rest = max(1, iterations - warmup)
     main: torch.optim.lr_scheduler.LRScheduler
     if config.schedule == "poly":
         main = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: max(0.0, 1 - it / rest) ** 0.9)
     elif config.schedule == "step":
-        main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_every, gamma=0.5)
+        period = max(1, round(config.step_fraction * rest))
+        main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=period, gamma=0.5)
     else:
         main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=rest)
     if warmup == 0:
@@ -292,13 +313,6 @@ def training_loader(data: SegmentationData, config: TrainConfig) -> DataLoader:
     )
 
 
-def _probabilities(logits: torch.Tensor) -> torch.Tensor:
-    if logits.shape[1] == 1:  # a sigmoid head: [1 - p, p]
-        p = torch.sigmoid(logits)
-        return torch.cat([1 - p, p], dim=1)
-    return torch.softmax(logits, dim=1)
-
-
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -306,28 +320,42 @@ def predict(
     *,
     batch_size: int = 16,
     window: tuple[int, ...] | None = None,
+    tta: str = "none",
 ) -> list[torch.Tensor]:
     """Class probabilities ``(C, *spatial)`` per image: batched forward passes, or a sliding window
-    of shape ``window`` (overlap 0.25, Gaussian blending) for images larger than the network's input."""
+    of shape ``window`` (overlap 0.25, Gaussian blending) for images larger than the network's input.
+
+    ``tta="flips"``: the mean of the probabilities over every combination of flips of the spatial
+    axes (``trainers._tta.flip_axes``; 4 passes in 2D, 8 in 3D), each flipped back."""
+    if tta not in TTA_MODES:
+        raise DataError(f"train.tta: {tta!r} is not valid; expected one of {', '.join(TTA_MODES)}")
     model.eval()
     device = next(model.parameters(), torch.zeros(())).device
-    out: list[torch.Tensor] = []
-    if window is not None:
-        for image in images:
+
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        if window is None:
+            logits = model(batch)
+        else:
             logits = sliding_window_inference(
-                image[None].to(device),
+                batch,
                 roi_size=window,
                 sw_batch_size=batch_size,
                 predictor=model,
                 overlap=0.25,
                 mode="gaussian",
             )
-            out.append(_probabilities(torch.as_tensor(logits).float())[0].cpu())
-        return out
+        return class_probabilities(torch.as_tensor(logits).float())
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(device)
+        return (flip_averaged(forward, batch) if tta == "flips" else forward(batch)).cpu()
+
+    if window is not None:
+        return [run(image[None])[0] for image in images]
+    out: list[torch.Tensor] = []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
-        batch = chunk if isinstance(chunk, torch.Tensor) else torch.stack(list(chunk))
-        out.extend(_probabilities(model(batch.to(device)).float()).cpu())
+        out.extend(run(chunk if isinstance(chunk, torch.Tensor) else torch.stack(list(chunk))))
     return out
 
 
@@ -337,6 +365,7 @@ def _measure(
     masks: Samples | None,
     *,
     full: bool,
+    spacing: Sequence[Sequence[float]] | None = None,
 ) -> SegmentationMetrics:
     shapes = {tuple(p.shape) for p in probabilities}
     if len(shapes) == 1:
@@ -344,16 +373,26 @@ def _measure(
             torch.stack(list(probabilities)),
             torch.stack(list(labels)),
             mask=None if masks is None else torch.stack(list(masks)),
+            spacing=spacing,
             hd95=full,
         )
     # Images of different sizes: per image, then the mean of each metric over images.
     each = [
-        segmentation_metrics(p[None], y[None], mask=None if masks is None else masks[i][None], hd95=full)
+        segmentation_metrics(
+            p[None],
+            y[None],
+            mask=None if masks is None else masks[i][None],
+            spacing=None if spacing is None else spacing[i],
+            hd95=full,
+        )
         for i, (p, y) in enumerate(zip(probabilities, labels, strict=True))
     ]
     classes = list(each[0].per_class)
-    per_class = {c: {n: _nanmean([e.per_class[c][n] for e in each]) for n in METRIC_NAMES} for c in classes}
-    mean = {n: _nanmean([per_class[c][n] for c in classes]) for n in METRIC_NAMES}
+    per_class = {c: {n: _nanmean([e.per_class[c][n] for e in each]) for n in CLASS_METRICS} for c in classes}
+    mean = {
+        n: _nanmean([e.mean[n] for e in each]) if n in IMAGE_METRICS else _nanmean([per_class[c][n] for c in classes])
+        for n in METRIC_NAMES
+    }
     return SegmentationMetrics(per_class=per_class, mean=mean, images=len(each))
 
 
@@ -371,9 +410,10 @@ def evaluate(
     batch_size: int = 16,
     masks: Samples | None = None,
     window: tuple[int, ...] | None = None,
+    tta: str = "none",
 ) -> float:
     """Mean foreground Dice of ``model``'s arg-max prediction (per image, then averaged; inside ``masks``)."""
-    probabilities = predict(model, images, batch_size=batch_size, window=window)
+    probabilities = predict(model, images, batch_size=batch_size, window=window, tta=tta)
     value = _measure(probabilities, labels, masks, full=False).mean["dice"]
     return 0.0 if math.isnan(value) else float(value)
 
@@ -386,10 +426,13 @@ def evaluate_metrics(
     batch_size: int = 16,
     masks: Samples | None = None,
     window: tuple[int, ...] | None = None,
+    tta: str = "none",
+    spacing: Sequence[Sequence[float]] | None = None,
 ) -> SegmentationMetrics:
-    """Every metric of ``METRIC_NAMES``, per class and mean, of ``model`` on ``images``."""
-    probabilities = predict(model, images, batch_size=batch_size, window=window)
-    return _measure(probabilities, labels, masks, full=True)
+    """Every metric of ``METRIC_NAMES``, per class and mean, of ``model`` on ``images``; ``spacing``
+    (one per image, e.g. ``SegmentationData.val_spacing``) is the voxel size ``hd95_mm`` is measured in."""
+    probabilities = predict(model, images, batch_size=batch_size, window=window, tta=tta)
+    return _measure(probabilities, labels, masks, full=True, spacing=spacing)
 
 
 def train(model: nn.Module, data: SegmentationData, config: TrainConfig, report: Report | None = None) -> TrainResult:
@@ -411,17 +454,22 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
     # Again, whatever building the model drew: the batches and augmentations depend on the seed alone.
     seed_everything(config.seed)
     loader = training_loader(data, config)
-    if config.head_prior != "off":
-        frequencies = class_frequencies(data)  # one pass over the training labels
-        if config.head_prior == "on" or frequencies.min() < RARE_CLASS:
-            init_head_prior(model, data, frequencies)
+    frequencies = class_frequencies(data)  # one pass over the training labels
+    if config.head_prior == "on" or (config.head_prior == "auto" and frequencies.min() < RARE_CLASS):
+        init_head_prior(model, data, frequencies)
     device = resolve_device(config)
     cuda = device.type == "cuda"
     model.to(device)
     if cuda and data.spatial_dims == 2:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in the stubs
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
-    loss_fn = create_loss(config.loss, channels=_out_channels(model, data), model=model)
+    loss_fn = create_loss(
+        config.loss,
+        channels=_out_channels(model, data),
+        model=model,
+        frequencies=frequencies,
+        l2_weight=config.l2_weight,
+    )
     optimizer = make_optimizer(model, config)
     schedule = make_schedule(optimizer, config, config.epochs * len(loader))
 
@@ -456,6 +504,7 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
             batch_size=config.eval_batch_size,
             masks=data.val_masks,
             window=data.patch,
+            tta=config.tta,
         )
         if val_dice > best_dice:
             best_dice, best_epoch = val_dice, epoch
@@ -478,6 +527,8 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
         batch_size=config.eval_batch_size,
         masks=data.val_masks,
         window=data.patch,
+        tta=config.tta,
+        spacing=data.val_spacing,
     )
     tested = (
         evaluate_metrics(
@@ -487,6 +538,8 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
             batch_size=config.eval_batch_size,
             masks=data.test_masks,
             window=data.patch,
+            tta=config.tta,
+            spacing=data.test_spacing,
         )
         if len(data.test_images)
         else None

@@ -115,7 +115,9 @@ def estimate_peak_memory(model: nn.Module, input_shape: tuple[int, ...]) -> Memo
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
         ):
             output = model(torch.empty((1, *input_shape)))
-            output_bytes = output.numel() * output.element_size()
+            # Deep supervision: in training mode the model returns (main, aux_1, ..., aux_k).
+            outputs = output if isinstance(output, tuple) else (output,)
+            output_bytes = sum(o.numel() * o.element_size() for o in outputs)
     finally:
         for handle in handles:
             handle.remove()
@@ -147,7 +149,9 @@ def measure_peak_memory(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     model.train()
     x = torch.randn((1, *input_shape))
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        model(x).square().mean().backward()
+        output = model(x)
+        outputs = output if isinstance(output, tuple) else (output,)  # deep supervision: every head
+        sum(o.square().mean() for o in outputs).backward()
     # The public event list folds allocations into operators; the raw results keep each one.
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     live = peak = 0
