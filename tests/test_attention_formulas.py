@@ -9,6 +9,13 @@ import torch
 
 from search_spaces import AttentionSpec, create_block
 from search_spaces.blocks import ARRANGEMENTS, SHORTCUTS, Composition, SelfAttentionResponse
+from tests.test_block_references import (
+    assert_matches,
+    reference_cam,
+    reference_cbam_channel_map,
+    reference_cbam_spatial_map,
+    reference_pam,
+)
 
 
 def set_weights(module: torch.nn.Module, seed: int) -> None:
@@ -132,17 +139,14 @@ def test_joint_preset_is_the_spelled_out_composition() -> None:
         assert preset.to_dict() == spelled.to_dict()
 
 
-def _gate_maps(block: Composition, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return block.a.gate_map(x), block.b.gate_map(x)
-
-
 def test_cbam_preset_is_channel_then_spatial_in_series() -> None:
+    """CBAM = ``M_s(z) ⊙ z`` with ``z = M_c(x) ⊙ x``, both maps from their formulas (AF-Net eq. 2-3)."""
     block = create_block("cbam", 2, 8, reduction=4).double()
     assert isinstance(block, Composition)
     set_weights(block, seed=3)
     x = torch.randn(2, 8, 6, 5, dtype=torch.float64)
-    z = block.a.gate_map(x) * x
-    torch.testing.assert_close(block(x), block.b.gate_map(z) * z)
+    z = reference_cbam_channel_map(block.a, x) * x
+    assert_matches(block(x), reference_cbam_spatial_map(block.b, z) * z)
     spelled = AttentionSpec(
         "compose",
         (("a", "cbam_channel"), ("b", "cbam_spatial"), ("arrangement", "a_first"), ("a.reduction", 4)),
@@ -153,12 +157,13 @@ def test_cbam_preset_is_channel_then_spatial_in_series() -> None:
 
 
 def test_da_block_preset_is_channel_plus_spatial_in_parallel() -> None:
+    """DA-block = ``M_c(x) ⊙ x + M_s(x) ⊙ x``, both maps from their formulas."""
     block = create_block("da_block", 3, 8).double()
     assert isinstance(block, Composition)
     set_weights(block, seed=4)
     x = torch.randn(1, 8, 4, 3, 5, dtype=torch.float64)
-    mc, ms = _gate_maps(block, x)
-    torch.testing.assert_close(block(x), mc * x + ms * x)
+    expected = reference_cbam_channel_map(block.a, x) * x + reference_cbam_spatial_map(block.b, x) * x
+    assert_matches(block(x), expected)
     preset = AttentionSpec("da_block", (), (("encoder", (1,)),))
     spelled = AttentionSpec(
         "compose", (("a", "cbam_channel"), ("b", "cbam_spatial"), ("shortcut", "none")), (("encoder", (1,)),)
@@ -180,22 +185,32 @@ def test_serial_none_is_folded_into_inside(arrangement: str) -> None:
 
 
 def test_generic_rules_on_two_residual_members() -> None:
-    """A = cam, B = pam (both residual): the table's rules with P° = P − id."""
+    """A = cam, B = pam (both residual): the table's rules with P° = P − id, the members computed by
+    their references (DANet's CAM and PAM formulas), not by the modules."""
     x = torch.randn(1, 8, 4, 5, dtype=torch.float64)
     outputs = {}
     for arrangement, shortcut in itertools.product(("parallel", "a_first", "b_first"), ("inside", "separate", "none")):
         block = create_block("compose", 2, 8, a="cam", b="pam", arrangement=arrangement, shortcut=shortcut).double()
+        assert isinstance(block, Composition)
         set_weights(block, seed=9)
-        a, b = block.a, block.b
+
+        def a(t: torch.Tensor, block: Composition = block) -> torch.Tensor:
+            return reference_cam(block.a, t)
+
+        def b(t: torch.Tensor, block: Composition = block) -> torch.Tensor:
+            return reference_pam(block.b, t)
+
         if arrangement == "a_first":
             expected = b(x + a(x)) if shortcut == "separate" else b(a(x))
         elif arrangement == "b_first":
             expected = b(x) + a(b(x)) if shortcut == "separate" else a(b(x))
-        elif shortcut == "inside":
-            expected = b(x) + a.response(x)
-        elif shortcut == "separate":
-            expected = 2 * b(x) + a.response(x)
+        elif shortcut == "inside":  # A_x(B(x)) = B(x) + A°(x)
+            expected = b(x) + (a(x) - x)
+        elif shortcut == "separate":  # B(x) + A_x(B(x))
+            expected = 2 * b(x) + (a(x) - x)
         else:
             expected = a(x) + b(x)
         outputs[(arrangement, shortcut)] = block(x)
-        torch.testing.assert_close(outputs[(arrangement, shortcut)], expected)
+        assert_matches(outputs[(arrangement, shortcut)], expected)
+    # serial none folds into inside; otherwise the rules give different functions
+    assert len({round(o.sum().item(), 9) for o in outputs.values()}) == 7

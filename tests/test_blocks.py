@@ -70,9 +70,15 @@ def test_registry_holds_every_mechanism_of_the_papers() -> None:
         "joint",
         "cbam",
         "da_block",
+        "bam",
+        "coordinate",
+        "eca",
+        "sk",
+        "axial",
+        "bilateral",
     }
     assert expected <= set(block_names())
-    assert {"none", "compose", "joint", "cbam", "da_block"}.isdisjoint(composable_blocks())
+    assert {"none", "compose", "joint", "cbam", "da_block", "bilateral"}.isdisjoint(composable_blocks())
 
 
 @pytest.mark.parametrize(("name", "dims", "options"), CASES)

@@ -12,6 +12,7 @@ import torch
 from search_spaces import (
     ArchSpec,
     AttentionSpec,
+    EncoderDecoder,
     SampleContext,
     SearchSpace,
     SpecError,
@@ -145,26 +146,89 @@ def test_a_quick_sample_of_the_widest_space_runs_forward() -> None:
             assert build_model(spec).eval()(x).shape == (1, 2, *x.shape[2:])
 
 
+class _Calls:
+    """Forward-hook recorder: every call of one module, with its arguments and output."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any], Any]] = []
+        module.register_forward_hook(self.hook, with_kwargs=True)
+
+    def hook(self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        self.calls.append((args, kwargs, out))
+
+    def one(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The input, the gating argument (or None) and the output of the only call."""
+        assert len(self.calls) == 1, f"called {len(self.calls)} times in one forward"
+        args, kwargs, out = self.calls[0]
+        gate = args[1] if len(args) > 1 else kwargs.get("gate")
+        return args[0], gate, out
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    return a is not None and b is not None and a.shape == b.shape and torch.equal(a, b)
+
+
 @pytest.mark.parametrize("backbone", ["unet", "resunet", "denseunet"])
 @pytest.mark.parametrize("dims", [2, 3])
 def test_placements_put_blocks_exactly_where_declared(backbone: str, dims: int) -> None:
+    """Data flow, not just presence: each declared block runs once per forward, on the output of
+    the stage it follows, and its output is what the network carries on; undeclared sites pass
+    their input through unchanged."""
     attention = AttentionSpec("se", (), (("encoder", (0,)), ("bottleneck", (2,)), ("decoder", (1,)), ("skip", (0, 1))))
     spec = ArchSpec(spatial_dims=dims, backbone=backbone, channels=(8, 16, 32), attention=attention)
     model = build_model(spec)
-    present = {
-        "encoder": [site.block is not None for site in model.encoder_attention],
-        "bottleneck": [model.bottleneck_attention.block is not None],
-        "decoder": [site.block is not None for site in model.decoder_attention],
-        "skip": [site.block is not None for site in model.skip_attention],
+    assert isinstance(model, EncoderDecoder)
+    declared = {"encoder": {0}, "bottleneck": {2}, "decoder": {1}, "skip": {0, 1}}
+    sites: dict[str, dict[int, torch.nn.Module]] = {
+        "encoder": dict(enumerate(model.encoder_attention)),
+        "bottleneck": {2: model.bottleneck_attention},
+        "decoder": dict(enumerate(model.decoder_attention)),
+        "skip": dict(enumerate(model.skip_attention)),
     }
-    assert present == {
-        "encoder": [True, False],
-        "bottleneck": [True],
-        "decoder": [False, True],
-        "skip": [True, True],
-    }
+    for placement, by_level in sites.items():
+        for level, site in by_level.items():
+            assert (site.block is not None) == (level in declared[placement]), (placement, level)
+    flat = {(placement, level): site for placement, by_level in sites.items() for level, site in by_level.items()}
+    site_calls = {key: _Calls(site) for key, site in flat.items()}
+    block_calls = {key: _Calls(block) for key, site in flat.items() if isinstance(block := site.block, torch.nn.Module)}
+    encoder = [_Calls(stage) for stage in model.encoder]
+    decoder = [_Calls(stage) for stage in model.decoder]
+    up = [_Calls(stage) for stage in model.up]
+    head = _Calls(model.head)
+    pool = torch.nn.functional.max_pool2d if dims == 2 else torch.nn.functional.max_pool3d
+
     x = torch.randn(2, 1, *(16,) * dims)
     out = model(x)
+
+    # every site: declared ones run their block exactly once, on the site's input, and hand on its output
+    site_io = {}
+    for key, calls in site_calls.items():
+        site_in, site_gate, site_out = calls.one()
+        site_io[key] = (site_in, site_gate, site_out)
+        if key in block_calls:
+            block_in, _, block_out = block_calls[key].one()
+            assert block_in is site_in and block_out is site_out, key
+            assert not _same(block_out, block_in), f"{key}: the block left its input unchanged"
+        else:
+            assert _same(site_out, site_in), f"{key}: an undeclared site changed its input"
+    # encoder: site l sees stage l's output; stage l+1 sees the pooled site output
+    assert encoder[0].one()[0] is x
+    for level in range(2):
+        assert _same(site_io[("encoder", level)][0], encoder[level].one()[2]), f"encoder site {level}"
+        assert _same(encoder[level + 1].one()[0], pool(site_io[("encoder", level)][2], 2)), f"encoder stage {level + 1}"
+    assert _same(site_io[("bottleneck", 2)][0], encoder[2].one()[2]), "bottleneck site"
+    # decoder: level l upsamples the coarser result, concatenates the attended skip, then its site runs
+    coarser = site_io[("bottleneck", 2)][2]
+    for level in (1, 0):
+        skip_in, skip_gate, skip_out = site_io[("skip", level)]
+        assert _same(skip_in, site_io[("encoder", level)][2]), f"skip site {level} input"
+        assert _same(skip_gate, coarser), f"skip site {level} gate"
+        assert _same(up[level].one()[0], coarser), f"up {level}"
+        stage_in, _, stage_out = decoder[level].one()
+        assert _same(stage_in, torch.cat([skip_out, up[level].one()[2]], dim=1)), f"decoder stage {level} input"
+        assert _same(site_io[("decoder", level)][0], stage_out), f"decoder site {level} input"
+        coarser = site_io[("decoder", level)][2]
+    assert _same(head.one()[0], coarser) and head.one()[2] is out
     out.sum().backward()
     assert out.shape == (2, 2, *x.shape[2:])
 

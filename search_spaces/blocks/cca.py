@@ -8,24 +8,40 @@ from search_spaces._registry import register_block
 from search_spaces.blocks._base import Mechanism
 from search_spaces.blocks._common import QueryKeyValue, check_geometry
 
+#: How many times the criss-cross attention is applied (CCNet's R): 2 lets every position reach every other.
+RECURRENCES = (2, 1)
 
-@register_block("cca")
+
+@register_block("cca", options={"recurrence": RECURRENCES})
 class CrissCrossAttention(Mechanism):
     """CCA: each position attends to the positions sharing all but one coordinate with it (its row
     and column in 2D, plus its depth line in 3D), with one softmax over that criss-cross path;
-    ``γ · Σ A·V + x``, ``γ`` a learnable scalar from 0. The position itself is counted once.
+    ``a(x) = γ · Σ A·V + x``, ``γ`` a learnable scalar from 0. The position itself is counted once.
 
-    Cost O(N·(H+W)·C') instead of O(N²·C'). Input ``(B, C, *spatial)``; same-shape output.
+    CCNet's recurrence applies ``a`` ``recurrence`` times with shared weights (``x₁ = a(x)``,
+    ``x₂ = a(x₁)``): with R = 2 every position reaches every other (one line then another).
+    Cost O(R·N·(H+W)·C') instead of O(N²·C'). Input ``(B, C, *spatial)``; same-shape output.
     """
 
     kind = "residual"
 
-    def __init__(self, spatial_dims: int, channels: int) -> None:
+    def __init__(self, spatial_dims: int, channels: int, *, recurrence: int = 2) -> None:
         super().__init__()
         check_geometry("cca", spatial_dims, channels)
+        self.recurrence = recurrence
         self.qkv = QueryKeyValue(spatial_dims, channels)
 
     def response(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        total = self._criss_cross(x)
+        y = x + total
+        for _ in range(self.recurrence - 1):  # the increments summed, so R = 1 is exactly one pass
+            step = self._criss_cross(y)
+            y = y + step
+            total = total + step
+        return total
+
+    def _criss_cross(self, x: torch.Tensor) -> torch.Tensor:
+        """One criss-cross pass without its residual: ``γ · Σ A·V``."""
         q, k, v = self.qkv(x)
         axes = range(2, x.ndim)
         energies = []

@@ -1,4 +1,4 @@
-"""Named presets: compositions the papers gave names to (joint attention, CBAM, DA-block)."""
+"""Named presets: compositions the papers gave names to (joint attention, CBAM, DA-block, bilateral)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from search_spaces._registry import OptionValue, register_preset
 from search_spaces.blocks.cbam import KERNELS, REDUCTIONS
+from search_spaces.blocks.isam import DEPTHS, WINDOWS
 from search_spaces.blocks.sa import SIMILARITIES
 
 #: The joint-attention paper's names for the arrangements of PWA (A) and SA (B).
@@ -38,6 +39,17 @@ def _channel_spatial(arrangement: str, shortcut: str) -> object:
     return expand
 
 
+def _bilateral(options: Mapping[str, OptionValue]) -> tuple[str, dict[str, OptionValue]]:
+    return "compose", {
+        "a": "isam",
+        "b": "fsam",
+        "arrangement": "a_first",
+        "shortcut": "inside",
+        "a.window": options["window"],
+        "a.depth": options["depth"],
+    }
+
+
 register_preset(
     "joint",
     options={"arrangement": ARRANGEMENTS, "shortcut": SHORTCUTS, "similarity": SIMILARITIES},
@@ -55,4 +67,10 @@ register_preset(
     options={"reduction": REDUCTIONS, "kernel_size": KERNELS},
     expand=_channel_spatial("parallel", "none"),  # type: ignore[arg-type]
     summary="AF-Net DA-block: channel ∥ spatial attention, summed, as compose(cbam_channel, cbam_spatial).",
+)
+register_preset(
+    "bilateral",
+    options={"window": WINDOWS, "depth": DEPTHS},
+    expand=_bilateral,
+    summary="Bilateral spatial attention: image-space then feature-space attention, as compose(isam, fsam).",
 )
