@@ -15,6 +15,7 @@ import torch
 
 from nas._constraints import Constraints
 from nas._errors import ConfigError
+from nas._fit import InitSource
 from search_spaces import SearchSpace, SpecError
 from studies import DEFAULT_STORAGE, OBJECTIVES, check_objectives, parse_storage_url
 from trainers import (
@@ -85,8 +86,9 @@ def unique_study_name(prefix: str = "search") -> str:
 
 
 def check_side(space: SearchSpace, side: int, field_name: str) -> None:
-    """A network of the space's deepest backbone halves its input ``depth - 1`` times."""
-    stride = 2 ** (max(space.depths) - 1)
+    """A network of the space's deepest backbone halves its input ``depth - 1`` times (``depth`` for
+    ``resnet34``, whose stem halves it first)."""
+    stride = space.input_multiple()
     if side % stride:
         raise ConfigError(
             f"{field_name}: {side} is not divisible by {stride}, which a {max(space.depths)}-level backbone needs"
@@ -96,7 +98,7 @@ def check_side(space: SearchSpace, side: int, field_name: str) -> None:
 def check_input_shape(space: SearchSpace, data: SyntheticConfig | FilesConfig, input_shape: tuple[int, ...]) -> None:
     """The loaded network input ``(C, *spatial)`` fits every backbone depth of the space (whole images
     are padded to ``data.pad_multiple``, patches are ``data.patch``, resized images ``data.size``)."""
-    stride = 2 ** (max(space.depths) - 1)
+    stride = space.input_multiple()
     bad = [s for s in input_shape[1:] if s % stride]
     if not bad:
         return
@@ -146,6 +148,8 @@ class SearchConfig:
     baselines: bool = True
     #: 2 or 3 of dice (max), gflops, params, latency, memory (min).
     objectives: tuple[str, ...] = OBJECTIVES
+    #: Weights every trial starts from (a study file's ``train.init`` and ``train.init_map``).
+    init: InitSource | None = None
 
     def __post_init__(self) -> None:
         if not _STUDY_NAME.match(self.study):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from nas._config import SYNTHETIC, SearchConfig, load_space, unique_study_name
 from nas._constraints import Constraints
 from nas._errors import ConfigError
+from nas._fit import AUTO, InitSource, init_map_choices
 from search_spaces import SearchSpace, SpecError, count_architectures
 from studies import DEFAULT_STORAGE, StudyError
 from trainers import DataError, FilesConfig, SyntheticConfig, TrainConfig, data_config_from_dict
@@ -112,6 +113,8 @@ class StudyFile(_Section):
 
 #: Training fields a study file may set under ``train:`` (epochs and seed have their own keys).
 TRAIN_KEYS = tuple(f for f in TrainConfig.__dataclass_fields__ if f not in ("epochs", "seed"))
+#: ``train:`` keys that are no training field: the weights every trial starts from, and their name map.
+INIT_KEYS = ("init", "init_map")
 
 
 def preset_names() -> tuple[str, ...]:
@@ -257,11 +260,31 @@ def _train(file: StudyFile) -> TrainConfig:
             raise ConfigError("train.epochs: set it as fidelity.epochs (the fidelity every trial shares)")
         if key == "seed":
             raise ConfigError("train.seed: set it as sampler.seed (one seed for sampling, data and training)")
-        if key not in TRAIN_KEYS:
-            close = difflib.get_close_matches(key, TRAIN_KEYS, n=1)
+        if key not in TRAIN_KEYS and key not in INIT_KEYS:
+            known = (*TRAIN_KEYS, *INIT_KEYS)
+            close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"train.{key}: unknown key{hint}; expected one of: {', '.join(TRAIN_KEYS)}")
-    return TrainConfig(**file.train, epochs=file.fidelity.epochs, seed=file.sampler.seed)
+            raise ConfigError(f"train.{key}: unknown key{hint}; expected one of: {', '.join(known)}")
+    fields = {k: v for k, v in file.train.items() if k not in INIT_KEYS}
+    return TrainConfig(**fields, epochs=file.fidelity.epochs, seed=file.sampler.seed)
+
+
+def _init(file: StudyFile, base: Path) -> InitSource | None:
+    """``train.init`` (a state dict, relative to the study file) and ``train.init_map``."""
+    path, name_map = file.train.get("init"), file.train.get("init_map", AUTO)
+    if path is None:
+        if "init_map" in file.train:
+            raise ConfigError("train.init_map: set, but train.init (the weights file it maps) is not")
+        return None
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError(f"train.init: {path!r} is not valid; expected the path of a PyTorch state dict")
+    if name_map not in init_map_choices():
+        raise ConfigError(f"train.init_map: {name_map!r} is not valid; expected one of {', '.join(init_map_choices())}")
+    resolved = Path(path).expanduser()
+    resolved = resolved if resolved.is_absolute() else base / resolved
+    if not resolved.is_file():
+        raise ConfigError(f"train.init: {resolved} does not exist (a relative path is taken from the study file)")
+    return InitSource(path=str(resolved.resolve()), name_map=name_map)
 
 
 def search_config(
@@ -292,6 +315,7 @@ def search_config(
             seed=file.sampler.seed,
             data=_data(file, base, synthetic or {}),
             train=_train(file),
+            init=_init(file, base),
             space=space,
             out_dir=Path(file.out_dir),
             address=file.address,

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from nas._fit import InitSource, load_initial_weights
 from search_spaces import ArchSpec, build_model
 from trainers import (
     SegmentationData,
@@ -27,6 +28,8 @@ from trainers import (
 logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "best.pt"
+#: Next to a trial's weights when the study starts every trial from ``train.init``: what it loaded.
+INIT_NAME = "init.json"
 
 
 def weights_path(artifact_dir: str | Path, trial_number: int) -> Path:
@@ -41,12 +44,15 @@ def run_trial(
     train_config: TrainConfig,
     artifact_dir: str,
     threads: int,
+    init: InitSource | None = None,
 ) -> None:
     """Train the spec in ``config['spec']`` and report to Tune after every epoch.
 
     The last report carries ``complete=True`` and the objectives. An exception inside the trial is
     reported as ``failed=True`` with its text, so the study records why it failed. ``config['seed']``,
-    when the study trains replicates, overrides the training seed.
+    when the study trains replicates, overrides the training seed. With ``init`` the network starts
+    from those weights (after its seeded initialisation), and ``init.json`` beside the trial's
+    weights records what loaded.
     """
     torch.set_num_threads(threads)
     number = int(config["trial_number"])
@@ -56,6 +62,14 @@ def run_trial(
             train_config = dataclasses.replace(train_config, seed=int(config["seed"]))
         seed_everything(train_config.seed)  # the initial weights are the seed's, in any worker
         model = build_model(spec)
+        if init is not None:
+            loaded = load_initial_weights(model, init.path, name_map=init.name_map)
+            if "head.bias" in loaded.loaded:  # a trained head's bias beats the class prior
+                train_config = dataclasses.replace(train_config, head_prior="off")
+            record = weights_path(artifact_dir, number).with_name(INIT_NAME)
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(dataclasses.asdict(loaded), indent=2) + "\n")
+            logger.info("trial %d: %s", number, loaded.lines()[0])
         cost = model_cost(model, data.input_shape)
         base = {
             "gflops": cost.gflops,

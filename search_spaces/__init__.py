@@ -17,6 +17,7 @@ from search_spaces._registry import (
     register_block,
     register_preset,
 )
+from search_spaces._resnet import ResNet34  # registers resnet34 (after the U-Net backbones it builds on)
 from search_spaces._space import (
     SampleContext,
     SearchSpace,
@@ -38,6 +39,7 @@ __all__ = [
     "BlockInfo",
     "DenseUNet",
     "EncoderDecoder",
+    "ResNet34",
     "ResUNet",
     "SampleContext",
     "SearchSpace",

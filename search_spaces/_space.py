@@ -63,7 +63,10 @@ class SearchSpace:
       block allows, and for each a non-empty subset of ``levels`` (the bottleneck is one level).
     - ``level_choice``: ``subsets`` (the sampler picks which of ``levels``) or ``all`` (attention at
       every one of them, as the papers' ablations place it: one architecture per mechanism).
-    - ``backbones``, ``depths``, ``base_widths``: the backbone; widths double per level.
+    - ``backbones``, ``depths``, ``base_widths``: the backbone; widths double per level (``resnet34``:
+      ResNet's ``base, base, 2·base, ...``, so 64 gives torchvision's 64-64-128-256-512).
+    - ``deep_supervision``: the numbers of auxiliary decoder heads to choose from (``[0]``: none; a
+      value is offered at a depth only where it fits, ``k ≤ depth − 2``).
     - ``extra_blocks`` at ``extra_placements``: an optional second mechanism at other sites.
     """
 
@@ -84,6 +87,7 @@ class SearchSpace:
     #: which must not overlap ``placements``. Options restricted in ``options`` apply to both.
     extra_blocks: tuple[str, ...] = ()
     extra_placements: tuple[str, ...] = ()
+    deep_supervision: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         if not self.blocks:
@@ -115,6 +119,25 @@ class SearchSpace:
             raise SpecError(f"space.depths: {list(self.depths)!r} is not valid; expected values in 2..{MAX_DEPTH}")
         if not self.base_widths or not all(isinstance(w, int) and w >= 1 for w in self.base_widths):
             raise SpecError(f"space.base_widths: {list(self.base_widths)!r} is not valid; expected positive integers")
+        for backbone in self.backbones:
+            factory = BACKBONES.get(backbone)
+            most = int(getattr(factory, "max_depth", MAX_DEPTH))
+            if max(self.depths) > most:
+                raise SpecError(
+                    f"space.depths: {max(self.depths)} is not valid with backbone {backbone!r}, which has at most "
+                    f"{most} levels ({getattr(factory, 'levels_note', 'its stages')})"
+                )
+        ds = self.deep_supervision
+        if not ds or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in ds):
+            raise SpecError(
+                f"space.deep_supervision: {list(ds)!r} is not valid; expected a non-empty list of integers ≥ 0"
+            )
+        if min(ds) > min(self.depths) - 2 or max(ds) > max(self.depths) - 2:
+            raise SpecError(
+                f"space.deep_supervision: {list(ds)!r} is not valid with space.depths {list(self.depths)}; every "
+                f"value must be at most {max(self.depths) - 2} and one at most {min(self.depths) - 2} (k ≤ depth − 2)"
+            )
+        object.__setattr__(self, "deep_supervision", tuple(dict.fromkeys(ds)))  # a value listed twice is one
         choose("space.norm", self.norm, NORMS)
         choose("space.level_choice", self.level_choice, LEVEL_CHOICES)
         self._check_extra()
@@ -187,6 +210,18 @@ class SearchSpace:
         restricted = dict(self.options).get(f"{prefix}{block}.{option}")
         return restricted if restricted is not None else block_info(block).options[option]
 
+    def deep_supervision_at_depth(self, depth: int) -> tuple[int, ...]:
+        """The numbers of auxiliary heads offered at ``depth`` (those with ``k ≤ depth − 2``)."""
+        return tuple(k for k in self.deep_supervision if k <= depth - 2)
+
+    def input_multiple(self) -> int:
+        """What every spatial input size must be divisible by for every backbone and depth of the space."""
+        return max(
+            int(getattr(BACKBONES.get(b), "size_multiple", lambda d: 2 ** (d - 1))(d))
+            for b in self.backbones
+            for d in self.depths
+        )
+
     def levels_at_depth(self, placement: str, depth: int) -> tuple[int, ...]:
         if placement == "bottleneck":
             return (depth - 1,)
@@ -235,6 +270,7 @@ class SearchSpace:
             "level_choice": self.level_choice,
             "extra_blocks": list(self.extra_blocks),
             "extra_placements": list(self.extra_placements),
+            "deep_supervision": list(self.deep_supervision),
         }
 
     @classmethod
@@ -254,6 +290,7 @@ class SearchSpace:
             "base_widths",
             "extra_blocks",
             "extra_placements",
+            "deep_supervision",
         ):
             if key in kwargs:
                 kwargs[key] = _tuple(kwargs[key])
@@ -346,16 +383,30 @@ def sample_spec(trial: TrialLike, space: SearchSpace | None = None, context: Sam
             allowed = [p for p in block_info(canonical).placements_for(resolved) if p in space.extra_placements]
             sites = _sample_sites(trial, space, allowed, depth, "extra")
             extra = (AttentionSpec(block=second, options=tuple(second_options.items()), placement=sites),)
+    supervised = space.deep_supervision_at_depth(depth)
+    heads = (
+        supervised[0]
+        if len(supervised) == 1  # a fixed value is no parameter: the params of existing studies stay as they were
+        else trial.suggest_categorical(f"deep_supervision.depth{depth}", list(supervised))
+    )
     return ArchSpec(
         spatial_dims=context.spatial_dims,
         in_channels=context.in_channels,
         out_channels=context.out_channels,
         backbone=backbone,
-        channels=tuple(base * 2**level for level in range(depth)),
+        channels=_widths(backbone, base, depth),
         norm=space.norm,
         attention=attention,
         extra_attention=extra,
+        deep_supervision=heads,
     )
+
+
+def _widths(backbone: str, base: int, depth: int) -> tuple[int, ...]:
+    """The backbone's level widths for a base width (doubling per level unless it says otherwise)."""
+    factory = BACKBONES.get(backbone, field_name="backbone")
+    widths = getattr(factory, "level_widths", None)
+    return tuple(widths(base, depth)) if widths is not None else tuple(base * 2**level for level in range(depth))
 
 
 def _sample_sites(
@@ -444,7 +495,8 @@ def count_architectures(space: SearchSpace) -> int:
             second = (1 if "none" in space.usable_extra_blocks() else 0) + sum(
                 _site_ways(space, name, dict(options), space.extra_placements, depth) for name, options in extras
             )
-        total += per_backbone * second * len(space.backbones) * len(space.base_widths)
+        heads = len(space.deep_supervision_at_depth(depth))
+        total += per_backbone * second * heads * len(space.backbones) * len(space.base_widths)
     return total
 
 

@@ -116,7 +116,8 @@ class ArchSpec:
 
     ``channels`` gives the width of each resolution level, so its length is the depth; the last
     level is the bottleneck and levels ``0 .. depth-2`` have skip connections. Input sizes must be
-    divisible by ``2 ** (depth - 1)``.
+    divisible by ``2 ** (depth - 1)`` (``2 ** depth`` for ``resnet34``, whose stem halves the input
+    before level 0: its level ``l`` is at ``1 / 2**(l + 1)`` resolution).
     """
 
     spatial_dims: int = 2
@@ -130,6 +131,10 @@ class ArchSpec:
     #: skips). No site may hold two blocks. Omitted from the JSON when empty, so the hashes of
     #: single-mechanism specs do not change.
     extra_attention: tuple[AttentionSpec, ...] = ()
+    #: Deep supervision (MPU-Net eq. 18-19, nnU-Net): auxiliary 1x1 heads on the ``k`` decoder levels
+    #: just above the final head, at 1/2, 1/4, ... resolution; in training mode the network returns
+    #: ``(main, aux_1, ..., aux_k)``. Omitted from the JSON when 0, so existing hashes do not change.
+    deep_supervision: int = 0
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -150,6 +155,19 @@ class ArchSpec:
                 "one width per resolution level"
             )
         object.__setattr__(self, "channels", chans)
+        backbone = BACKBONES.get(self.backbone)
+        most = int(getattr(backbone, "max_depth", MAX_DEPTH))
+        if len(chans) > most:
+            raise SpecError(
+                f"channels: backbone {self.backbone!r} has at most {most} levels "
+                f"({getattr(backbone, 'levels_note', 'its stages')}), got {len(chans)}"
+            )
+        top = len(chans) - 2
+        if not _is_int(self.deep_supervision) or not 0 <= self.deep_supervision <= top:
+            raise SpecError(
+                f"deep_supervision: {self.deep_supervision!r} is not valid; expected an integer in 0..{top} "
+                f"(auxiliary heads on decoder levels 1..{top} of a {len(chans)}-level backbone)"
+            )
         choose("norm", self.norm, NORMS)
         if not isinstance(self.attention, AttentionSpec):
             raise SpecError("attention: expected an AttentionSpec")
@@ -190,8 +208,14 @@ class ArchSpec:
         return tuple(range(self.depth - 1))
 
     def levels_for(self, placement: str) -> tuple[int, ...]:
-        """The levels that exist for ``placement``: the bottleneck is the one deepest level."""
-        return (self.depth - 1,) if placement == "bottleneck" else self.skip_levels
+        """The levels that exist for ``placement``: the bottleneck is the one deepest level. A backbone
+        whose deepest stage has an inside (``resnet34``: attention inside its last residual block) also
+        offers ``encoder`` there."""
+        if placement == "bottleneck":
+            return (self.depth - 1,)
+        if placement == "encoder" and getattr(BACKBONES.get(self.backbone), "encoder_site_at_bottleneck", False):
+            return tuple(range(self.depth))
+        return self.skip_levels
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -204,6 +228,7 @@ class ArchSpec:
             "norm": self.norm,
             "attention": self.attention.to_dict(),
             **({"extra_attention": [a.to_dict() for a in self.extra_attention]} if self.extra_attention else {}),
+            **({"deep_supervision": self.deep_supervision} if self.deep_supervision else {}),
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -218,7 +243,8 @@ class ArchSpec:
         """A one-line human summary, e.g. ``joint(parallel,inside,dot)@skip[0,1] unet 16-32-64``."""
         where = " + ".join([_mechanism_label(a) for a in self.mechanisms if a.block != "none"] or ["none"])
         widths = "-".join(str(c) for c in self.channels)
-        return f"{where} {self.backbone} {widths}"
+        supervised = f" ds{self.deep_supervision}" if self.deep_supervision else ""
+        return f"{where} {self.backbone} {widths}{supervised}"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArchSpec:

@@ -78,7 +78,7 @@ def test_schedules_follow_their_papers() -> None:
 
     assert lrs("poly")[3] == pytest.approx((1 - 3 / 10) ** 0.9)  # AF-Net: lr·(1 - it/max)^0.9
     # MPU-Net: halved every 100 of 600 passes, i.e. every sixth of the run: five halvings in any budget.
-    assert lrs("step", steps=12, warmup_fraction=0.0) == [1.0] * 2 + [0.5] * 2 + [0.25] * 2 + [0.125] * 2 + [0.0625] * 2 + [0.03125] * 2
+    assert lrs("step", steps=12, warmup_fraction=0.0) == [2.0**-k for k in range(6) for _ in range(2)]
     assert lrs("step", steps=600, warmup_fraction=0.0)[::100] == pytest.approx([2.0**-k for k in range(6)])
     assert lrs("step", step_fraction=0.4, warmup_fraction=0.0) == [1.0] * 4 + [0.5] * 4 + [0.25] * 2
     cosine = lrs("cosine", warmup_fraction=0.0)

@@ -10,14 +10,14 @@ from pathlib import Path
 from nas._config import data_config
 from nas.cli.train import add_training_options, fit_and_print, load_spec
 from studies import ARCH_FILE, METRICS_FILE, ExportError
-from trainers import DataError, data_config_from_dict
+from trainers import TTA_MODES, DataError, data_config_from_dict
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("retrain", help="retrain an exported architecture at full budget, with a test set")
     p.add_argument("export", type=Path, help="a directory written by nas export")
     p.add_argument("-o", "--out", type=Path, default=None, help="output directory (default EXPORT/retrained)")
-    add_training_options(p, epochs=50, data_default="study")
+    add_training_options(p, epochs=50, data_default="study", tta_default="study")
     p.set_defaults(handler=run)
 
 
@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     if not (export / ARCH_FILE).is_file():
         raise ExportError(f"{export}: no {ARCH_FILE} here; pass a directory written by nas export")
     spec = load_spec(export / ARCH_FILE)
+    if args.tta == "study":
+        args.tta = _recorded_tta(export)
     if args.data == "study":
         recorded = _recorded_data(export)
         if recorded.get("kind", "synthetic") == "synthetic":
@@ -37,6 +39,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"retraining {spec.short_label()} for {args.epochs} epochs on {data.to_dict().get('kind')} data", flush=True)
     fit_and_print(spec, data, args, out)
     return 0
+
+
+def _recorded_tta(export: Path) -> str:
+    """The test-time augmentation the study evaluated with (``none`` when its export records none)."""
+    try:
+        train = json.loads((export / METRICS_FILE).read_text()).get("train")
+    except (OSError, json.JSONDecodeError):
+        return "none"
+    tta = train.get("tta", "none") if isinstance(train, dict) else "none"
+    return tta if tta in TTA_MODES else "none"
 
 
 def _recorded_data(export: Path) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 from dashboards import report_html
 from nas._config import SAMPLERS, SYNTHETIC, SearchConfig, data_config
 from nas._errors import ConfigError
+from nas._fit import init_map_choices
 from nas._search import run_search
 from nas._studyfile import parse_override, preset_names, search_config
 from nas.cli._common import env_default, non_negative_float, non_negative_int, positive_float, positive_int
@@ -46,6 +47,8 @@ FLAG_KEYS = {
     "schedule": "train.schedule",
     "lr": "train.lr",
     "grad_clip": "train.grad_clip",
+    "init": "train.init",
+    "init_map": "train.init_map",
     "keep_weights": "weights.keep",
     "keep_top": "weights.top",
 }
@@ -167,6 +170,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--grad-clip", type=positive_float, default=env_default("grad_clip", None, float), help="max gradient norm"
     )
     p.add_argument(
+        "--init",
+        default=env_default("init", None),
+        help="a state dict every trial starts from (train.init; matched by name and shape after --init-map)",
+    )
+    p.add_argument(
+        "--init-map",
+        default=env_default("init_map", None),
+        choices=init_map_choices(),
+        help="how the --init file's tensor names become ours (train.init_map; default auto: recognised from the keys)",
+    )
+    p.add_argument(
         "--keep-weights",
         default=env_default("keep_weights", None),
         choices=("pareto", "all"),
@@ -181,6 +195,8 @@ def build_config(args: argparse.Namespace) -> SearchConfig:
     """The study file (or preset) ``args.config`` with the given flags and ``--set`` overrides applied."""
     given = {flag: key for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
     overrides = [(key, getattr(args, flag)) for flag, key in given.items()]
+    # A path given as a flag is taken from the working directory (in a study file, from the file's folder).
+    overrides = [(k, str(Path(v).resolve()) if k == "train.init" else v) for k, v in overrides]
     overrides += [parse_override(text) for text in args.overrides]
     given_as = {key: "--" + flag.replace("_", "-") for flag, key in given.items()}
     synthetic = {"n_train": args.train_images, "n_val": args.val_images, "size": args.image_size}

@@ -7,14 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from nas._config import data_config
-from nas._fit import fit_architecture
+from nas._fit import AUTO, fit_architecture, init_map_choices
 from nas.cli._common import env_default, non_negative_int, positive_float, positive_int
 from search_spaces import ArchSpec, SpecError
-from trainers import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
+from trainers import LOSSES, OPTIMIZERS, SCHEDULES, TTA_MODES, TrainConfig
 
 
-def add_training_options(p: argparse.ArgumentParser, *, epochs: int, data_default: str | None = None) -> None:
-    """The options ``nas train`` and ``nas retrain`` share."""
+def add_training_options(
+    p: argparse.ArgumentParser, *, epochs: int, data_default: str | None = None, tta_default: str | None = None
+) -> None:
+    """The options ``nas train`` and ``nas retrain`` share (``"study"`` defaults: what the study used)."""
     p.add_argument(
         "--data",
         default=data_default or env_default("data", "synthetic"),
@@ -29,9 +31,24 @@ def add_training_options(p: argparse.ArgumentParser, *, epochs: int, data_defaul
     p.add_argument("--optimizer", default=recipe.optimizer, choices=OPTIMIZERS)
     p.add_argument("--schedule", default=recipe.schedule, choices=SCHEDULES)
     p.add_argument("--grad-clip", type=positive_float, default=None)
+    p.add_argument(
+        "--tta",
+        default=tta_default or recipe.tta,
+        choices=(*TTA_MODES, *((tta_default,) if tta_default else ())),
+        help="test-time augmentation of validation and test predictions: flips averages the probabilities over "
+        "every combination of flipped spatial axes (AF-Net; 4 passes in 2D, 8 in 3D)"
+        + ("; default: what the study evaluated with" if tta_default else ""),
+    )
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--init", type=Path, default=None, help="a state dict to start from (matched by name and shape)")
     p.add_argument("--init-prefix", default="", help="only initialise tensors whose names start with this")
+    p.add_argument(
+        "--init-map",
+        default=AUTO,
+        choices=init_map_choices(),
+        help="how the file's tensor names become ours: torchvision-resnet (an ImageNet ResNet onto the resnet34 "
+        "encoder), none (as they are), or auto (recognised from the keys; default)",
+    )
     p.add_argument(
         "--freeze-epochs", type=non_negative_int, default=0, help="keep the initialised tensors frozen this long"
     )
@@ -47,6 +64,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         schedule=args.schedule,
         grad_clip=args.grad_clip,
         seed=args.seed,
+        tta=args.tta,
     )
 
 
@@ -80,6 +98,7 @@ def fit_and_print(spec: ArchSpec, data: Any, args: argparse.Namespace, out: Path
         out,
         init=args.init,
         init_prefix=args.init_prefix,
+        init_map=args.init_map,
         freeze_epochs=args.freeze_epochs,
         progress=lambda line: print(line, flush=True),
     )
