@@ -12,14 +12,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import torch
 
 from nas._config import SearchConfig, check_input_shape
 from nas._constraints import Screen
 from nas._errors import ConfigError
+from nas._fit import file_digest, nothing_matches, plan_initial_weights, read_state_dict, resolve_name_map
 from nas._resume import Heartbeat, reconcile_orphans
 from nas._searcher import MAX_SKIPPED_IN_A_ROW, DefineByRun, StudySearch
 from nas._trainable import run_trial
-from search_spaces import SampleContext, SearchSpace, baseline_params, block_info, enumerate_specs
+from search_spaces import (
+    SampleContext,
+    SearchSpace,
+    baseline_params,
+    block_info,
+    build_model,
+    enumerate_specs,
+    sample_spec,
+)
 from studies import (
     StudyExistsError,
     TrialRecord,
@@ -103,12 +113,24 @@ def starting_points(config: SearchConfig, context: SampleContext) -> list[dict[s
     return [{**p, **seeds[0]} for p in points[: max(1, config.trials // 2)]]
 
 
+#: Train fields added since the first studies, with the value a study recorded before them trained
+#: with, so that such a study can be resumed: no warm-up, no test-time augmentation.
+TRAIN_FIELDS_ADDED: dict[str, Any] = {"warmup_fraction": 0.0, "tta": "none"}
+
+
 def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
     """The study attributes a resumed search must share with the study it continues."""
-    train = dict(attrs.get("train") or {})
+    train = {**TRAIN_FIELDS_ADDED, **dict(attrs.get("train") or {})}
     for varies in ("threads_per_trial", "device", "amp"):
         train.pop(varies, None)
-    picked = {key: attrs.get(key) for key in ("data", "space", "input_shape", "replicates", "objectives")}
+    # What the rest of the recipe makes irrelevant: the step period without the step schedule
+    # (``step_every`` counted optimiser steps until 2026-12), λ without the bce_l2 loss.
+    for unused, needs in (("step_every", ("schedule", "step")), ("step_fraction", ("schedule", "step"))):
+        if train.get(needs[0]) != needs[1]:
+            train.pop(unused, None)
+    if train.get("loss") != "bce_l2":
+        train.pop("l2_weight", None)
+    picked = {key: attrs.get(key) for key in ("data", "space", "input_shape", "replicates", "objectives", "init")}
     if isinstance(picked["data"], dict):  # through the data config: fields added since take their defaults
         picked["data"] = data_config_from_dict(picked["data"]).to_dict()
     if isinstance(picked["space"], dict):  # through SearchSpace: fields added since take their defaults
@@ -190,6 +212,49 @@ def _progress_callback(
     return _Progress()
 
 
+class _Pinned:
+    """A ``TrialLike`` that answers the pinned choices and takes the first of every other."""
+
+    def __init__(self, pinned: dict[str, Any]) -> None:
+        self.pinned = pinned
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        value = self.pinned.get(name)
+        options = list(choices)
+        return value if value in options else options[0]
+
+
+def check_init(config: SearchConfig, context: SampleContext) -> dict[str, Any]:
+    """What ``config.init`` gives each backbone and base width of the space (at its deepest level
+    count, without attention), for the study's attributes; refused if it gives every one nothing."""
+    assert config.init is not None
+    state = read_state_dict(config.init.path, option="train.init")
+    name_map = resolve_name_map(config.init.name_map, state.keys(), option="train.init_map")
+    space, matched = config.space, {}
+    own: dict[str, torch.Tensor] = {}
+    for backbone in space.backbones:
+        for width in space.base_widths:
+            pinned = {"backbone": backbone, "backbone.depth": max(space.depths), "backbone.base_width": width}
+            spec = sample_spec(_Pinned({**pinned, "attention.block": "none", "extra.block": "none"}), space, context)
+            try:
+                with torch.device("meta"):  # names and shapes only
+                    own = build_model(spec).state_dict()
+            except Exception:  # a block whose construction computes on its tensors
+                own = build_model(spec).state_dict()
+            report, _ = plan_initial_weights(own, state, source=config.init.path, name_map=name_map)
+            matched[f"{backbone}/{width}"] = len(report.loaded)
+    if not any(matched.values()):
+        raise ConfigError(
+            nothing_matches("train.init", config.init.path, state, own, "", target="any backbone of the space")
+        )
+    return {
+        **config.init.to_dict(),
+        "resolved_map": name_map.name if name_map is not None else None,
+        "sha256": file_digest(config.init.path),
+        "loaded_tensors": matched,
+    }
+
+
 def _init_ray(config: SearchConfig) -> bool:
     """Attach to ``config.address`` or start an embedded local runtime; True if we started it."""
     import ray
@@ -249,6 +314,11 @@ def run_search(
     if data.split_groups is not None:  # patients or sequences, none in two parts
         attrs["split_groups"] = {part: list(groups) for part, groups in data.split_groups.items()}
     context = SampleContext(spatial_dims=data.spatial_dims, in_channels=data.in_channels, out_channels=data.num_classes)
+    if config.init is not None:  # before the study exists: weights that fit nothing record nothing
+        attrs["init"] = check_init(config, context)
+        if on_event:
+            loaded = ", ".join(f"{key} {n}" for key, n in attrs["init"]["loaded_tensors"].items())
+            on_event(f"every trial starts from {config.init.path} (tensors loaded per backbone/width: {loaded})")
     budget = config.trials
     points = starting_points(config, context)
     if config.sampler == "grid":
@@ -302,6 +372,8 @@ def run_search(
             train_config=config.train,
             artifact_dir=str(config.study_dir),
             threads=config.threads_per_trial,
+            # Only when set: a replacement trainable (benchmarks) need not know the keyword.
+            **({"init": config.init} if config.init is not None else {}),
         )
         resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
         tuner = tune.Tuner(

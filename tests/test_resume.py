@@ -152,3 +152,21 @@ def test_a_study_recorded_before_newer_space_fields_still_resumes() -> None:
     older = {k: v for k, v in current.items() if k not in ("level_choice", "extra_blocks", "extra_placements")}
     assert _comparable({"space": older}) == _comparable({"space": current})
     assert _comparable({"space": {**current, "depths": [3]}}) != _comparable({"space": current})
+
+
+def test_a_study_recorded_before_newer_train_fields_still_resumes() -> None:
+    """A study of 2026-11 recorded ``step_every`` and no warm-up, TTA, step fraction or λ; resumed
+    with today's equivalent recipe (warm-up 0, no TTA) it compares equal; a real change does not."""
+    from dataclasses import asdict
+
+    from nas._search import _comparable
+    from trainers import TrainConfig
+
+    today = asdict(TrainConfig(warmup_fraction=0.0))
+    older = {k: v for k, v in today.items() if k not in ("warmup_fraction", "tta", "step_fraction", "l2_weight")}
+    older["step_every"] = 100
+    assert _comparable({"train": older}) == _comparable({"train": today})
+    assert _comparable({"train": older}) != _comparable({"train": asdict(TrainConfig())})  # the warm-up
+    stepped = {**older, "schedule": "step"}
+    assert _comparable({"train": stepped}) != _comparable({"train": {**today, "schedule": "step"}})
+    assert _comparable({"train": {**older, "loss": "bce_l2"}}) != _comparable({"train": {**today, "loss": "bce_l2"}})
