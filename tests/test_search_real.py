@@ -161,9 +161,17 @@ def test_nnunet_2d_png(tmp_path: Path) -> None:
 
 @needs(HIPPO)
 def test_the_volumetric_preset_on_msd_hippocampus(tmp_path: Path) -> None:
+    """MPU-Net's recipe on real volumes: its loss over four outputs (3 deep-supervision heads), Adam
+    1e-4 with step halving, batch 1."""
     attrs = search(tmp_path, {"kind": "msd", "path": str(HIPPO), "limit": 8}, preset="volumetric")
     channels, *spatial = attrs["input_shape"]
     assert channels == 1 and len(spatial) == 3 and all(s % 16 == 0 for s in spatial)  # padded volumes
+    train = attrs["train"]
+    assert (train["loss"], train["optimizer"], train["lr"], train["schedule"]) == ("tversky_ce", "adam", 1e-4, "step")
+    assert train["batch_size"] == 1 and train["warmup_fraction"] == 0.0
+    study = load_study(open_storage(f"sqlite:///{tmp_path / 'nas.db'}", create=False), "real")
+    specs = [r.spec for r in trial_records(study) if r.state == "COMPLETE"]
+    assert specs and all(spec is not None and spec["deep_supervision"] == 3 for spec in specs)
 
 
 @needs(DRIVE)
