@@ -9,6 +9,9 @@ arithmetic, no activation memory) and models the allocation timeline from what i
   kernels: ``C_in/groups × kernel volume × output positions`` floats, using torch's own rule for
   when oneDNN is skipped on CPU (batch 1, no groups, kernels ≤ 3, and ``N·C·D·H ≤ 20480``
   elements in the input's first four dimensions);
+- for attention that CPU torch runs through its math kernel (unequal head sizes, or a mask that
+  needs a gradient, as axial attention's relative-position bias does), its score matrix and
+  softmax (the saved one is also counted with the saved tensors);
 - the per-thread work buffers of CPU flash attention's backward pass (two blocks of
   ``q_split × kv_split`` floats per thread, with torch's split sizes: q 256/64/32 by sequence
   length ≥ 768/192, kv 512 or the whole sequence);
@@ -70,6 +73,17 @@ def _flash_backward_workspace(query: torch.Tensor, key: torch.Tensor) -> int:
     return torch.get_num_threads() * 2 * min(q_split, q_len) * kv_split * query.element_size()
 
 
+def _math_fallback(query: torch.Tensor, value: torch.Tensor, mask: Any) -> bool:
+    """Whether CPU torch runs this attention through its math kernel: head sizes that differ, or a
+    mask that needs a gradient (the fused kernel gives none)."""
+    return query.shape[-1] != value.shape[-1] or (isinstance(mask, torch.Tensor) and mask.requires_grad)
+
+
+def _math_transient(query: torch.Tensor, key: torch.Tensor) -> int:
+    """The math kernel's score matrix and its softmax, ``(…, L_q, L_k)`` each, before one is saved."""
+    return 2 * math.prod(query.shape[:-1]) * key.shape[-2] * query.element_size()
+
+
 class _AttentionWatch(TorchFunctionMode):
     """Notes the work buffers of each ``scaled_dot_product_attention`` call on the timeline."""
 
@@ -79,7 +93,13 @@ class _AttentionWatch(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if getattr(func, "__name__", "") == "scaled_dot_product_attention":
-            self.timeline.append((0, _flash_backward_workspace(args[0], args[1])))
+            query, key, value = (list(args) + [None] * 3)[:3]
+            value = value if value is not None else (kwargs or {}).get("value")
+            mask = (kwargs or {}).get("attn_mask", args[3] if len(args) > 3 else None)
+            if _math_fallback(query, value, mask):
+                self.timeline.append((0, _math_transient(query, key)))
+            else:
+                self.timeline.append((0, _flash_backward_workspace(query, key)))
         return func(*args, **(kwargs or {}))
 
 
