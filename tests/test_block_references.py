@@ -463,12 +463,19 @@ class LargestOutput(TorchDispatchMode):
 
 
 @pytest.mark.parametrize(
-    ("name", "options"), [("pam", {}), ("sa", {"similarity": "softmax"})], ids=["pam", "sa-softmax"]
+    ("name", "options"),
+    [
+        ("pam", {}),
+        ("sa", {"similarity": "softmax"}),
+        ("sa", {"similarity": "dot"}),
+        ("cca", {}),
+        ("axial", {"variant": "gated"}),
+        ("isam", {"window": 8}),
+    ],
+    ids=["pam", "sa-softmax", "sa-dot", "cca", "axial", "isam"],
 )
 @pytest.mark.parametrize("spatial", [(64, 64), (16, 16, 16)], ids=["2d", "3d"])
-def test_softmax_attention_never_materialises_nxn(
-    name: str, options: dict[str, object], spatial: tuple[int, ...]
-) -> None:
+def test_attention_never_materialises_nxn(name: str, options: dict[str, object], spatial: tuple[int, ...]) -> None:
     n = math.prod(spatial)  # 4096
     block = randomise(create_block(name, len(spatial), 32, **options), seed=0)
     x = torch.randn(1, 32, *spatial, requires_grad=True)
