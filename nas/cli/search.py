@@ -163,7 +163,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--schedule",
         default=env_default("schedule", None),
         choices=SCHEDULES,
-        help="learning-rate schedule: cosine, poly (AF-Net) or step (MPU-Net, halved every 100 iterations)",
+        help="learning-rate schedule: cosine, poly (AF-Net) or step (MPU-Net: halved after every sixth of the run)",
     )
     p.add_argument("--lr", type=positive_float, default=env_default("lr", None, float), help="learning rate")
     p.add_argument(
