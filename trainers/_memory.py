@@ -93,9 +93,8 @@ class _AttentionWatch(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if getattr(func, "__name__", "") == "scaled_dot_product_attention":
-            query, key, value = (list(args) + [None] * 3)[:3]
-            value = value if value is not None else (kwargs or {}).get("value")
-            mask = (kwargs or {}).get("attn_mask", args[3] if len(args) > 3 else None)
+            given = {**dict(zip(("query", "key", "value", "attn_mask"), args, strict=False)), **(kwargs or {})}
+            query, key, value, mask = given["query"], given["key"], given["value"], given.get("attn_mask")
             if _math_fallback(query, value, mask):
                 self.timeline.append((0, _math_transient(query, key)))
             else:
