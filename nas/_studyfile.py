@@ -123,6 +123,101 @@ def preset_names() -> tuple[str, ...]:
     return tuple(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")))
 
 
+#: The most values (mappings, lists and scalars, each alias counted as what it expands to) a study
+#: file or ``--set`` value may hold: far above any real study, far below what exhausts memory.
+MAX_YAML_VALUES = 100_000
+
+
+class _NotYaml(Exception):
+    """Text that does not parse as YAML (``--set`` then takes it as a plain string)."""
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(key, line, first)
+        self.key, self.line, self.first = key, line, first
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last).
+    Keys brought in by a merge (``<<: *defaults``) may be overridden: that is what a merge is for."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _DuplicateKey(key, line, seen[key])
+                    seen[key] = line
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, shown: str) -> Any:
+    """The value of YAML ``text``, or a ``ConfigError`` naming ``shown`` (the file or ``--set``
+    option): for text that is not YAML, a key given twice, an alias that refers to itself, or aliases
+    that expand to more than ``MAX_YAML_VALUES`` values (a few hundred bytes of nested aliases can
+    expand to billions: a "billion laughs" file)."""
+    try:
+        value = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no python tags
+    except _DuplicateKey as dup:
+        raise ConfigError(
+            f"{shown}: line {dup.line}: key {dup.key!r} is given twice (first on line {dup.first}); give each key once"
+        ) from None
+    except yaml.YAMLError as exc:
+        if shown.startswith("--set"):
+            raise _NotYaml from None
+        raise ConfigError(f"{shown}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise ConfigError(f"{shown}: nested too deeply to read") from None
+    try:
+        _count_values(value, {}, set())
+    except _SelfReference:
+        raise ConfigError(
+            f"{shown}: an alias (*name) refers to a value that contains it; write the value out"
+        ) from None
+    except _TooManyValues:
+        raise ConfigError(
+            f"{shown}: its aliases (*name) expand to more than {MAX_YAML_VALUES} values; "
+            "write the values out or use fewer nested aliases"
+        ) from None
+    return value
+
+
+class _SelfReference(Exception):
+    pass
+
+
+class _TooManyValues(Exception):
+    pass
+
+
+def _count_values(value: Any, memo: dict[int, int], active: set[int]) -> int:
+    """How many values ``value`` holds once every alias is expanded (as a deep copy would), computed
+    once per shared object, so it is fast however far the aliases expand."""
+    if not isinstance(value, dict | list):
+        return 1
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        raise _SelfReference
+    active.add(key)
+    total = 1
+    for child in value.values() if isinstance(value, dict) else value:
+        total += _count_values(child, memo, active)
+        if total > MAX_YAML_VALUES:
+            raise _TooManyValues
+    active.discard(key)
+    memo[key] = total
+    return total
+
+
 def read_study_file(source: str) -> tuple[dict[str, Any], str, Path]:
     """``(raw mapping, name for messages, folder relative paths are taken from)`` of a preset name or
     a YAML file."""
@@ -135,11 +230,17 @@ def read_study_file(source: str) -> tuple[dict[str, Any], str, Path]:
             raise ConfigError(
                 f"study config {source!r}: no such file, and not a preset (presets: {', '.join(preset_names())})"
             )
-        text, shown, base = path.read_text(encoding="utf-8"), str(path), path.resolve().parent
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{shown}: not valid YAML ({' '.join(str(exc).split())})") from None
+        shown, base = str(path), path.resolve().parent
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{shown}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                "save the study file as UTF-8"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"{shown}: cannot read it ({exc.strerror or exc})") from None
+    raw = load_yaml(text, shown)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -179,8 +280,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set sampler.name=tpe")
     try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
+        return key.strip(), load_yaml(value, f"--set {text!r}")
+    except _NotYaml:
         return key.strip(), value
 
 

@@ -14,10 +14,23 @@ from search_spaces._registry import BACKBONES, PLACEMENTS, OptionValue, block_in
 SCHEMA_VERSION = 1
 NORMS = ("instance", "batch")
 MAX_DEPTH = 6
+#: The widest level a spec may have: 4096 channels (a 3x3 convolution of 4096 to 4096 is 604 MB of
+#: float32 weights); wider levels are refused before anything is allocated.
+MAX_WIDTH = 4096
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_schema_version(version: object) -> None:
+    if not _is_int(version):
+        raise SpecError(
+            f"schema_version: {version!r} is not valid; expected the integer {SCHEMA_VERSION} (a JSON number, "
+            "not a string)"
+        )
+    if version != SCHEMA_VERSION:
+        raise SpecError(f"schema_version: {version!r} is not supported; this version reads {SCHEMA_VERSION}")
 
 
 def _check_keys(where: str, data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
@@ -138,10 +151,7 @@ class ArchSpec:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if self.schema_version != SCHEMA_VERSION:
-            raise SpecError(
-                f"schema_version: {self.schema_version!r} is not supported; this version reads {SCHEMA_VERSION}"
-            )
+        _check_schema_version(self.schema_version)
         choose("spatial_dims", self.spatial_dims, (2, 3))
         for name in ("in_channels", "out_channels"):
             value = getattr(self, name)
@@ -153,6 +163,11 @@ class ArchSpec:
             raise SpecError(
                 f"channels: {self.channels!r} is not valid; expected 2 to {MAX_DEPTH} positive integers, "
                 "one width per resolution level"
+            )
+        if max(chans) > MAX_WIDTH:
+            raise SpecError(
+                f"channels: {max(chans)} is wider than {MAX_WIDTH}, the widest level a spec may have "
+                f"(got {list(chans)}); choose widths of at most {MAX_WIDTH}"
             )
         object.__setattr__(self, "channels", chans)
         backbone = BACKBONES.get(self.backbone)
@@ -250,9 +265,7 @@ class ArchSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> ArchSpec:
         allowed = tuple(f.name for f in fields(cls))
         _check_keys("spec", data, allowed)
-        version = data.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
-            raise SpecError(f"schema_version: {version!r} is not supported; this version reads {SCHEMA_VERSION}")
+        _check_schema_version(data.get("schema_version", SCHEMA_VERSION))
         kwargs: dict[str, Any] = {k: v for k, v in data.items() if k not in ("attention", "extra_attention")}
         if "channels" in kwargs and isinstance(kwargs["channels"], list):
             kwargs["channels"] = tuple(kwargs["channels"])

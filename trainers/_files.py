@@ -123,6 +123,8 @@ class FilesConfig:
                 f"data.folds/fold: {self.folds}/{self.fold} is not valid; "
                 "expected folds 0 (off) or ≥ 2 and 0 ≤ fold < folds"
             )
+        if not isinstance(self.pad_multiple, int) or isinstance(self.pad_multiple, bool) or self.pad_multiple < 1:
+            raise DataError(f"data.pad_multiple: {self.pad_multiple!r} is not valid; expected a positive integer")
         if not isinstance(self.patches_per_image, int) or self.patches_per_image < 1:
             raise DataError(f"data.patches_per_image: {self.patches_per_image!r} is not valid; expected ≥ 1")
         if self.download and self.kind != "msd":
@@ -320,9 +322,28 @@ def read_image_2d(path: Path, channels: str, *, draft: int | None = None) -> np.
     return rgb[1:2] if mode == "green" else rgb
 
 
+#: Image modes that hold one grey value per pixel (any other is read through RGB).
+_GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "F", "LA")
+
+
 def read_mask_2d(path: Path, classes: int, *, draft: int | None = None) -> np.ndarray:
-    """(H, W) int64 class indices. Binary masks stored as 0/255 (or lossy JPEG) are thresholded at 127."""
-    values = np.asarray(_open_image(path, draft=draft).convert("L"), dtype=np.int64)
+    """(H, W) int64 class indices. Binary masks stored as 0/255 (or lossy JPEG) are thresholded at 127.
+
+    A colour mask (a pixel's red, green and blue differ, e.g. red (255, 0, 0) on black) is binary
+    only: a pixel is foreground when its brightest channel is above 127, so any colour drawn on black
+    counts (a grey conversion would make pure red 76, background). With more classes a colour mask
+    is refused: class indices are grey values 0..classes-1."""
+    image = _open_image(path, draft=draft)
+    if image.mode in _GREY_MODES:
+        values = np.asarray(image.convert("L") if image.mode == "LA" else image, dtype=np.int64)
+    else:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.int64)
+        values = rgb.max(axis=-1)
+        if classes != 2 and bool((rgb.min(axis=-1) != values).any()):
+            raise DataError(
+                f"data: {path} is a colour mask (its red, green and blue differ) but data.classes is {classes}; "
+                f"a mask of several classes holds each pixel's class index 0..{classes - 1} as a grey value"
+            )
     if classes == 2 and values.max() > 1:
         return (values > 127).astype(np.int64)
     return values
@@ -393,6 +414,11 @@ def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool, 
     """One case decoded and normalised; ``named``: the channels a 2D nnU-Net dataset.json names."""
     if volumetric:
         channels = [read_volume(p) for p in case.images]
+        if len({c.shape[:3] for c in channels}) > 1:
+            shapes = ", ".join(
+                f"{p.name} {'×'.join(map(str, c.shape[:3]))}" for p, c in zip(case.images, channels, strict=True)
+            )
+            raise DataError(f"data: case {case.id} has channel volumes of different shapes: {shapes}; they must match")
         image = np.stack([c if c.ndim == 3 else c[..., 0] for c in channels])
         label = read_volume(case.label).round().astype(np.int64)
         fov = None
@@ -401,7 +427,13 @@ def _load_case(case: Case, config: FilesConfig, classes: int, volumetric: bool, 
         # When resizing anyway, JPEGs decode at a reduced scale (image and mask alike): several times faster.
         draft = 2 * config.size if config.size else None
         if config.kind == "nnunet":  # one file per channel group (an RGB PNG holds three), as nnU-Net reads them
-            image = np.concatenate([read_image_2d(path, "auto", draft=draft) for path in case.images])
+            groups = [read_image_2d(path, "auto", draft=draft) for path in case.images]
+            if len({g.shape[1:] for g in groups}) > 1:
+                shapes = ", ".join(
+                    f"{p.name} {g.shape[1]}×{g.shape[2]}" for p, g in zip(case.images, groups, strict=True)
+                )
+                raise DataError(f"data: case {case.id} has channel files of different sizes: {shapes}; they must match")
+            image = np.concatenate(groups)
             if image.shape[0] != named:
                 raise DataError(
                     f"data: {case.id} has {image.shape[0]} channels in {listing(p.name for p in case.images)}, "
@@ -502,6 +534,31 @@ def _check_labels(items: Sequence[tuple[Case, _Loaded]], classes: int) -> None:
             f"data: {len(bad)} masks hold label values outside 0..{classes - 1} (classes {classes}): "
             f"{listing(f'{name} {values}' for name, values in bad)}"
         )
+
+
+def _warn_constant_masks(items: Sequence[tuple[Case, _Loaded]], classes: int) -> None:
+    """Warn when every mask holds one class only: nothing to segment, and a Dice of 0 or 1 that says
+    nothing (e.g. masks of grey 128 read as all foreground). Some empty masks are normal (a slice or
+    image without the structure), so the warning is for the data as a whole, not per file."""
+    single = [(case, int(item.label.min())) for case, item in items if int(item.label.min()) == int(item.label.max())]
+    if not single or len(single) < len(items):
+        return
+    values = sorted({value for _, value in single})
+    what = (
+        "background only"
+        if values == [0]
+        else "foreground only"
+        if values == [1] and classes == 2
+        else f"one class each (class {', '.join(map(str, values))})"
+    )
+    logger.warning(
+        "data: all %d masks hold %s, e.g. %s; check that the masks mark the structure to segment "
+        "(binary masks: 0 for background, above 127 for the structure; classes %d)",
+        len(single),
+        what,
+        listing(case.label.name for case, _ in single),
+        classes,
+    )
 
 
 def _index(config: FilesConfig) -> tuple[list[Case], list[Case] | None, int, list[str]]:
@@ -607,6 +664,7 @@ def load_files(config: FilesConfig) -> SegmentationData:
     named = _nnunet_channels(config.path) if config.kind == "nnunet" and not volumetric else 0  # read once
     loaded = [(by_id[i], _load_case(by_id[i], config, classes, volumetric, named)) for i in wanted]
     _check_labels(loaded, classes)
+    _warn_constant_masks(loaded, classes)
     items = {i: item for i, (_, item) in zip(wanted, loaded, strict=True)}
     if config.size is not None:
         items = {i: _resize(item, config.size) for i, item in items.items()}

@@ -41,14 +41,45 @@ def listing(paths: Iterable[Any], limit: int = 3) -> str:
     return f"{shown} and {len(items) - limit} more" if len(items) > limit else shown
 
 
+def _check_link(path: Path) -> None:
+    """A symbolic link that cannot be followed (a loop, or a missing target) is refused, not skipped:
+    the search would otherwise run on the other files without a word."""
+    if path.is_symlink() and not path.exists():
+        raise DataError(
+            f"data.path: {path} is a symbolic link that cannot be followed (a loop or a missing target); "
+            "remove it or point it at a file"
+        )
+
+
 def _files(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         name = path.name.lower()
         suffix = next((s for s in suffixes if name.endswith(s)), None)
-        if path.is_file() and suffix is not None and not path.name.startswith("."):
-            out[path.name[: -len(suffix)]] = path
+        if suffix is not None and not path.name.startswith("."):
+            _check_link(path)
+            if path.is_file():
+                out[path.name[: -len(suffix)]] = path
     return out
+
+
+def _inside(root: Path, entry: Any, field: str) -> Path:
+    """``root / entry`` for a path named in ``root``'s dataset.json, refused (before anything is opened)
+    unless it stays inside ``root`` as written: relative, and no ``..`` leading out. Symbolic links
+    inside the folder may point anywhere (a layout linked to files kept elsewhere)."""
+    text = str(entry)
+    parts = Path(text.replace("\\", "/")).parts
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 0 if part in (".", "") else 1
+        if depth < 0:
+            break
+    if not text or Path(text).is_absolute() or depth < 0:
+        raise DataError(
+            f"data.path: {root / 'dataset.json'}: {field} {text!r} is outside the dataset folder; "
+            "expected a path relative to the folder, e.g. ./imagesTr/case_001.nii.gz"
+        )
+    return root / text
 
 
 def _require_dir(path: Path, what: str) -> Path:
@@ -154,7 +185,8 @@ def index_msd(root: str | Path) -> list[Case]:
     for entry in entries:
         if not isinstance(entry, Mapping) or "image" not in entry or "label" not in entry:
             raise DataError(f"data.path: {root / 'dataset.json'}: training entries need 'image' and 'label'")
-        image, label = (root / str(entry["image"])).resolve(), (root / str(entry["label"])).resolve()
+        image = _inside(root, entry["image"], "image").resolve()
+        label = _inside(root, entry["label"], "label").resolve()
         missing += [p for p in (image, label) if not p.is_file()]
         name = image.name.split(".")[0]
         cases.append(Case(name, (image,), label))
@@ -169,12 +201,19 @@ def index_nnunet(root: str | Path) -> list[Case]:
     meta = _dataset_json(root)
     channels = meta.get("channel_names") or meta.get("modality")
     ending = meta.get("file_ending", ".nii.gz")
+    if not isinstance(ending, str) or not re.fullmatch(r"\.[A-Za-z0-9][A-Za-z0-9.]*", ending):
+        raise DataError(
+            f"data.path: {root / 'dataset.json'}: file_ending {ending!r} is not valid; "
+            "expected a file suffix such as .nii.gz or .png"
+        )
     if not isinstance(channels, Mapping) or not channels:
         raise DataError(f"data.path: {root / 'dataset.json'} has no 'channel_names'")
     n_channels = len(channels)
     images_dir = _require_dir(root / "imagesTr", "the nnU-Net imagesTr folder")
     labels_dir = _require_dir(root / "labelsTr", "the nnU-Net labelsTr folder")
     labels = {p.name[: -len(ending)]: p for p in sorted(labels_dir.glob(f"*{ending}"))}
+    for path in labels.values():
+        _check_link(path)
     if not labels:
         raise DataError(f"data.path: {labels_dir} holds no *{ending} labels")
     # 2D images (PNG, TIF, ...): one file may hold several channels (an RGB PNG is channels 0-2), so
@@ -185,6 +224,8 @@ def index_nnunet(root: str | Path) -> list[Case]:
         images = tuple(images_dir / f"{case}_{c:04d}{ending}" for c in range(n_channels))
         if image_files and images[0].is_file():
             images = tuple(p for p in images if p.is_file())
+        for path in images:
+            _check_link(path)
         absent = [p.name for p in images if not p.is_file()]
         if absent:
             problems += absent
