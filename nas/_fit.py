@@ -24,6 +24,8 @@ from torch import nn
 
 from nas._errors import ConfigError
 from search_spaces import ArchSpec, build_model
+from search_spaces._registry import BACKBONES
+from studies import check_output_dir
 from trainers import (
     ModelCost,
     SegmentationData,
@@ -313,6 +315,14 @@ def _check_fits(spec: ArchSpec, data: SegmentationData) -> None:
     ):
         if want != have and not (name == "out_channels" and have == 1 and want == 2):
             raise ConfigError(f"spec.{name}: {have} does not fit the data, which needs {want}")
+    factor = int(BACKBONES.get(spec.backbone).size_multiple(spec.depth))
+    sides = data.input_shape[1:]
+    if any(side % factor for side in sides):
+        raise ConfigError(
+            f"data: the network input is {'×'.join(map(str, sides))}, not divisible by {factor} as a "
+            f"{spec.depth}-level {spec.backbone} needs; set data.pad_multiple (or data.size / data.patch) "
+            f"to a multiple of {factor}"
+        )
 
 
 def fit_architecture(
@@ -330,6 +340,7 @@ def fit_architecture(
     """Train ``spec`` on the data, keep the best weights, evaluate validation and test sets, and write
     ``arch.json``, ``model.pt`` and ``metrics.json`` into ``out_dir``."""
     out = Path(out_dir)
+    check_output_dir(out, option="-o")  # before the training it would otherwise throw away
     data = load_data(data_config)
     _check_fits(spec, data)
     seed_everything(train_config.seed)  # the initial weights are the seed's: a retrain reproduces
@@ -359,9 +370,12 @@ def fit_architecture(
     if frozen:
         _set_trainable(model, frozen, False)
     result = train(model, data, train_config, report=on_epoch)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ARCH_FILE).write_text(spec.to_json(indent=2) + "\n")
-    torch.save(result.best_state, out / WEIGHTS_FILE)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ARCH_FILE).write_text(spec.to_json(indent=2) + "\n")
+        torch.save(result.best_state, out / WEIGHTS_FILE)
+    except OSError as exc:
+        raise ConfigError(f"-o {out}: cannot be written: {exc.strerror or exc}") from None
     summary = {
         "spec_hash": spec.spec_hash(),
         "label": spec.short_label(),
@@ -382,7 +396,10 @@ def fit_architecture(
         "split_groups": {k: list(v) for k, v in data.split_groups.items()} if data.split_groups else None,
         "init": asdict(report) if report is not None else None,
     }
-    (out / RESULTS_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    try:
+        (out / RESULTS_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"-o {out}: cannot be written: {exc.strerror or exc}") from None
     return FitOutcome(out, result, cost, data, report, [ARCH_FILE, WEIGHTS_FILE, RESULTS_FILE])
 
 

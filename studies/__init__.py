@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from studies._errors import ExportError, StorageError, StudyError, StudyExistsError, StudyNotFoundError
-from studies._export import ARCH_FILE, CARD_FILE, METRICS_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, export_trial
+from studies._export import (
+    ARCH_FILE,
+    CARD_FILE,
+    METRICS_FILE,
+    TORCHSCRIPT_FILE,
+    WEIGHTS_FILE,
+    check_output_dir,
+    export_trial,
+)
 from studies._frame import flatten_spec, records_frame
 from studies._pareto import hypervolume_2d, pareto_mask
 from studies._reader import KNOWN_SCHEMA_REVISIONS, StudyReader
@@ -107,6 +115,7 @@ __all__ = [
     "TrialRecord",
     "best_under_budget",
     "check_objectives",
+    "check_output_dir",
     "complete_records",
     "create_study",
     "export_trial",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
+import uuid
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +138,75 @@ search-budget weights.
 """
 
 
+def check_output_dir(path: str | Path, *, option: str = "-o") -> Path:
+    """Check, before any work is done, that directory ``path`` can be created or written into.
+
+    Returns the nearest existing directory at or above ``path`` (where a temporary folder on the same
+    file system can be made). Refuses with one line naming the path: a file where a directory is
+    expected, or a location that cannot be written. Writes nothing that stays behind."""
+    target = Path(path)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it
+            raise ExportError(f"{option} {target}: {existing} is a broken symbolic link; expected a directory")
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == target else f"cannot be created: {existing} is a file"
+        raise ExportError(f"{option} {target}: {what}; expected a directory (or a path where one can be made)")
+    try:
+        probe = tempfile.mkdtemp(prefix=".nas-write-check-", dir=existing)
+    except OSError as exc:
+        where = "" if existing == target else f" (in {existing})"
+        raise ExportError(f"{option} {target}: cannot be written{where}: {exc.strerror or exc}") from None
+    os.rmdir(probe)
+    return existing
+
+
+def _check_architecture(number: int, spec: dict[str, Any], weights: Path) -> None:
+    """The recorded spec builds a network and the recorded weights load into it, or an ExportError."""
+    import torch
+
+    from search_spaces import ArchSpec, SpecError, build_model
+
+    try:
+        model = build_model(ArchSpec.from_dict(spec))
+    except SpecError as exc:
+        raise ExportError(f"--trial {number}: its recorded architecture is not valid ({exc})") from None
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:  # unreadable, not a state dict, or tensors of other shapes
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(
+            f"--trial {number}: its weights {weights} do not load into its architecture ({reason[:200]})"
+        ) from None
+
+
+def _move_into_place(staged: Path, target: Path) -> None:
+    """Put the finished export ``staged`` at ``target``: a rename when ``target`` is new; into an
+    existing (empty, or ``--overwrite``) directory, each entry replaces the one of its name."""
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+        return
+    for item in sorted(staged.iterdir()):
+        old = target / item.name
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        elif old.exists() or old.is_symlink():
+            old.unlink()
+        os.replace(item, old)
+    staged.rmdir()
+
+
 def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Write ``arch.json``, ``model.pt``, ``model.ts``, ``metrics.json``, a model card and a MONAI
     bundle (``bundle/``) for trial ``number``.
 
     Only COMPLETE trials with recorded weights can be exported. An existing non-empty ``out_dir``
-    is refused unless ``overwrite`` is set; nothing is written when the export is refused.
+    is refused unless ``overwrite`` is set. Everything is checked first and written into a temporary
+    folder beside ``out_dir`` that is moved into place only once complete: a refused or failed export
+    writes nothing and leaves a previous export as it was.
     """
     record = record_from_trial(_find_trial(study, number))
     if record.state != "COMPLETE":
@@ -154,10 +221,30 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
     weights = Path(record.weights_path) if record.weights_path else None
     if weights is None or not weights.is_file():
         raise ExportError(f"--trial {number}: trained weights not found (expected {record.weights_path})")
+    if not isinstance(record.spec, Mapping):
+        raise ExportError(f"--trial {number}: its recorded architecture is not a JSON object")
+    _check_architecture(number, dict(record.spec), weights)
     target = Path(out_dir)
-    if target.exists() and any(target.iterdir()) and not overwrite:
+    base = check_output_dir(target, option="-o")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise ExportError(f"output directory {target} exists and is not empty (pass --overwrite to replace it)")
-    target.mkdir(parents=True, exist_ok=True)
+    staged = base / f".nas-export-{uuid.uuid4().hex[:12]}"  # mkdir, unlike mkdtemp, keeps the umask's mode
+    try:
+        staged.mkdir()
+    except OSError as exc:
+        raise ExportError(f"-o {target}: cannot be written: {exc.strerror or exc}") from None
+    try:
+        _write_export(study, record, weights, staged)
+        _move_into_place(staged, target)
+    except OSError as exc:
+        raise ExportError(f"-o {target}: cannot be written: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return target
+
+
+def _write_export(study: optuna.Study, record: TrialRecord, weights: Path, target: Path) -> None:
+    assert record.spec is not None
     (target / ARCH_FILE).write_text(json.dumps(record.spec, indent=2, sort_keys=True) + "\n")
     shutil.copyfile(weights, target / WEIGHTS_FILE)
     traced = _torchscript(dict(record.spec), weights, study.user_attrs.get("input_shape"), target / TORCHSCRIPT_FILE)
@@ -183,4 +270,3 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
     write_bundle(target, study.study_name, record.number, record, dict(study.user_attrs), weights)
     (target / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     (target / CARD_FILE).write_text(_model_card(study, record, traced))
-    return target

@@ -58,14 +58,18 @@ def sqlite_path(url: str) -> Path | None:
 def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
     """Open the storage at ``url``.
 
-    With ``create=False`` a SQLite file that does not exist is an error rather than being created,
-    so read-only commands never leave an empty database behind.
+    With ``create=False`` (the read-only commands) nothing is written: a SQLite file that does not
+    exist is an error rather than being created, and a database that is not an Optuna storage (no
+    Optuna tables, or another program's ``studies`` table) is refused before Optuna could add its
+    tables to it; the journal mode is left as it is.
     """
     parsed = parse_storage_url(url)
     shown = redact(parsed)
     engine_kwargs: dict[str, Any] = {}
     path = sqlite_path(url)
     if path is not None:
+        if path.is_dir():
+            raise StorageError(f"storage {shown}: {path.resolve()} is a directory; expected a study database file")
         if not create and not path.is_file():
             raise StorageError(f"storage {shown}: no study database at {path.resolve()} (is the path right?)")
         if create and not path.parent.resolve().is_dir():
@@ -74,6 +78,11 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
     else:
         engine_kwargs["pool_pre_ping"] = True
     try:
+        if not create:  # reading never writes: refuse what Optuna would otherwise create its tables in
+            if path is not None:
+                _check_sqlite_study_file(path, shown)
+            else:
+                _check_study_tables(url, engine_kwargs, shown)
         storage = _rdb_storage(url, engine_kwargs)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -82,9 +91,79 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
         raise StorageError(f"storage {shown}: cannot open it ({reason})") from None
     except RuntimeError as exc:  # optuna: schema from another version
         raise StorageError(f"storage {shown}: {exc}") from None
-    if path is not None:
+    if path is not None and create:  # the mode is stored in the file: only a writer switches it
         _use_wal(storage, shown)
     return storage
+
+
+#: Tables every Optuna RDB storage has, and the columns of its ``studies`` table that tell it from
+#: another program's table of that name.
+_OPTUNA_TABLES = frozenset({"studies", "trials", "version_info", "alembic_version"})
+_OPTUNA_STUDY_COLUMNS = frozenset({"study_id", "study_name"})
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _not_a_study_storage(shown: str, tables: set[str], columns: set[str]) -> str | None:
+    """Why a database with these ``tables`` (and ``studies`` columns) is not an Optuna storage."""
+    if not tables:
+        return f"storage {shown}: the database has no tables, so it is not a study storage (nas search creates one)"
+    missing = sorted(_OPTUNA_TABLES - tables)
+    if missing or not columns >= _OPTUNA_STUDY_COLUMNS:
+        if "studies" in tables and not columns >= _OPTUNA_STUDY_COLUMNS:
+            what = "a studies table that is not Optuna's"
+        elif missing == sorted(_OPTUNA_TABLES):
+            what = "none of Optuna's tables"
+        else:
+            what = f"no {', '.join(missing)} table{'s' if len(missing) > 1 else ''}"
+        return (
+            f"storage {shown}: the database has {what}, so it is not an Optuna study storage; "
+            "expected one written by nas search (nothing was changed)"
+        )
+    return None
+
+
+def _check_sqlite_study_file(path: Path, shown: str) -> None:
+    """Refuse, without writing to it, a SQLite file that is not an Optuna storage (opened read-only)."""
+    import sqlite3
+
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise StorageError(f"storage {shown}: cannot read {path.resolve()} ({exc.strerror or exc})") from None
+    if header != _SQLITE_HEADER:
+        empty = "is empty" if not header else "is not a SQLite database"
+        raise StorageError(
+            f"storage {shown}: {path.resolve()} {empty}; expected a study database written by nas search"
+        )
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+    except sqlite3.Error as exc:
+        raise StorageError(f"storage {shown}: cannot open {path.resolve()} ({exc})") from None
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(studies)")} if "studies" in tables else set()
+    except sqlite3.Error as exc:
+        raise StorageError(f"storage {shown}: cannot read {path.resolve()} ({exc})") from None
+    finally:
+        connection.close()
+    reason = _not_a_study_storage(shown, tables, columns)
+    if reason is not None:
+        raise StorageError(reason)
+
+
+def _check_study_tables(url: str, engine_kwargs: dict[str, Any], shown: str) -> None:
+    """Refuse, reading only its catalogue, a server database that is not an Optuna storage."""
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        inspector = sqlalchemy.inspect(engine)
+        tables = set(inspector.get_table_names())
+        columns = {c["name"] for c in inspector.get_columns("studies")} if "studies" in tables else set()
+    finally:
+        engine.dispose()
+    reason = _not_a_study_storage(shown, tables, columns)
+    if reason is not None:
+        raise StorageError(reason)
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:

@@ -173,6 +173,19 @@ def test_a_symlink_loop_in_a_dataset_is_refused_naming_it(in_tmp_cwd: Path, caps
     assert snapshot(in_tmp_cwd) == before
 
 
+def test_images_too_small_for_the_depth_are_one_line_before_training(
+    in_tmp_cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1×1 images with no padding reached the network and raised a ValueError traceback."""
+    root = folder(in_tmp_cwd / "dots", np.full((1, 1), 255), n=6, size=(1, 1))
+    (in_tmp_cwd / "d.json").write_text(json.dumps({"kind": "folder2d", "path": str(root), "pad_multiple": 1}))
+    arch_json(in_tmp_cwd, in_channels=3)
+    before = snapshot(in_tmp_cwd)
+    code, err = cli(["train", "arch.json", "--data", "d.json", "--epochs", "1"], capsys)
+    assert code == 2 and "the network input is 1×1, not divisible by 8" in one_line(err)
+    assert snapshot(in_tmp_cwd) == before
+
+
 def msd_task(root: Path, entry: dict[str, str]) -> Path:
     import nibabel as nib
 

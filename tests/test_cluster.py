@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+import psutil
 import pytest
 import sqlalchemy.exc
 
@@ -46,9 +51,49 @@ out_dir: {tmp_path / "runs"}
     return path
 
 
+def processes_of_cluster(markers: tuple[str, ...]) -> list[psutil.Process]:
+    """The processes of one test's Ray cluster: those whose command line names one of ``markers``
+    (its own temp dir, its GCS address), and all their descendants (Ray renames its workers
+    ``ray::IDLE`` and the like, which drops the arguments, but they stay the raylet's children)."""
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            line = " ".join(proc.info["cmdline"] or ())
+            if proc.pid != os.getpid() and any(re.search(marker, line) for marker in markers):
+                found[proc.pid] = proc
+                for child in proc.children(recursive=True):
+                    found[child.pid] = child
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    found.pop(os.getpid(), None)
+    return list(found.values())
+
+
+def stop_cluster_processes(markers: tuple[str, ...], grace_s: float = 15) -> list[int]:
+    """Stop, by PID, only the processes :func:`processes_of_cluster` finds: SIGTERM, then SIGKILL for
+    those still alive after ``grace_s``. Unlike ``ray stop``, which ends every Ray process on the host
+    (a user's search beside the test suite included), nothing else is touched. Returns the PIDs."""
+    procs = processes_of_cluster(markers)
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+    return [proc.pid for proc in procs]
+
+
+def cluster_markers(temp_dir: str, port: int) -> tuple[str, ...]:
+    """What the command lines of one cluster's processes, and no other's, contain."""
+    return (re.escape(temp_dir), rf"127\.0\.0\.1:{port}(?!\d)", rf"--gcs_server_port={port}(?!\d)")
+
+
 @pytest.fixture
 def two_node_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """``ray start --head`` plus a second ``ray start --address`` node, one CPU each, on this machine.
+    """``ray start --head`` plus a second ``ray start --address`` node, one CPU each, on this machine,
+    with their own temp dir and port; afterwards exactly their processes are stopped, by PID.
 
     The nodes and this driver must agree on Ray's authentication mode. Ray 2.60's ``ray start
     --head`` turns token authentication on when ``RAY_AUTH_MODE`` is unset and ``~/.ray/auth_token``
@@ -59,9 +104,12 @@ def two_node_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     port = free_port()
     address = f"127.0.0.1:{port}"
+    temp_dir = tempfile.mkdtemp(prefix="nas-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     head = [RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
     try:
-        subprocess.run([*head, "--disable-usage-stats"], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [*head, f"--temp-dir={temp_dir}", "--disable-usage-stats"], check=True, capture_output=True, timeout=120
+        )
         subprocess.run(
             [RAY, "start", f"--address={address}", "--num-cpus=1", "--disable-usage-stats"],
             check=True,
@@ -70,7 +118,37 @@ def two_node_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         )
         yield address
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+        stop_cluster_processes(cluster_markers(temp_dir, port))
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_the_cluster_teardown_stops_only_its_own_processes(tmp_path: Path) -> None:
+    """``ray stop --force`` matches Ray processes by name (``raylet``, ``default_worker.py``, ...) on
+    the whole host; the teardown must stop what its cluster started and leave a bystander alone."""
+    temp_dir = str(tmp_path / "nas-ray-mine")
+    sleeper = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); time.sleep(300)"
+    )
+    ours = subprocess.Popen([sys.executable, "-c", sleeper, "raylet", f"--temp_dir={temp_dir}"])
+    # Another user's Ray worker, as `ray stop` recognises one (its filter: "default_worker.py" in the arguments).
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)", "default_worker.py", "--gcs-address=127.0.0.1:1"]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(psutil.Process(ours.pid).children()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        child = psutil.Process(ours.pid).children()[0]
+        stopped = stop_cluster_processes(cluster_markers(temp_dir, free_port()), grace_s=10)
+        assert sorted(stopped) == sorted([ours.pid, child.pid])
+        assert ours.wait(timeout=10) is not None and not child.is_running()
+        assert bystander.poll() is None, "the teardown stopped a process that was not its cluster's"
+    finally:
+        for proc in (ours, bystander):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
 def test_a_search_attached_to_a_two_node_cluster_places_trials_on_both_nodes(

@@ -41,22 +41,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_metrics(export: Path, hint: str) -> dict:
+    """The export's ``metrics.json`` as a JSON object, or an ExportError naming the file."""
+    path = export / METRICS_FILE
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExportError(f"{path}: not found; {hint}") from None
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise ExportError(f"{path}: cannot be read ({reason}); {hint}") from None
+    if not isinstance(recorded, dict):
+        raise ExportError(
+            f"{path}: holds a JSON {type(recorded).__name__}, expected the object nas export writes; {hint}"
+        )
+    return recorded
+
+
 def _recorded_tta(export: Path) -> str:
     """The test-time augmentation the study evaluated with (``none`` when its export records none)."""
-    try:
-        train = json.loads((export / METRICS_FILE).read_text()).get("train")
-    except (OSError, json.JSONDecodeError):
+    if not (export / METRICS_FILE).is_file():
         return "none"
+    train = _read_metrics(export, "pass --tta").get("train")
     tta = train.get("tta", "none") if isinstance(train, dict) else "none"
     return tta if tta in TTA_MODES else "none"
 
 
 def _recorded_data(export: Path) -> dict:
     path = export / METRICS_FILE
-    try:
-        recorded = json.loads(path.read_text()).get("data")
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path}: cannot read the study's data config ({exc}); pass --data") from None
+    recorded = _read_metrics(export, "pass --data").get("data")
     if not isinstance(recorded, dict):
         raise DataError(f"{path}: records no data config; pass --data")
     return recorded

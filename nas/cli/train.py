@@ -77,9 +77,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def load_spec(path: Path) -> ArchSpec:
+    if path.is_dir():
+        raise SpecError(f"spec: {path} is a directory; expected an ArchSpec JSON file such as an export's arch.json")
     if not path.is_file():
         raise SpecError(f"spec: {path} does not exist")
-    return ArchSpec.from_json(path.read_text())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"spec: {path} is not UTF-8 text; expected an ArchSpec JSON file") from None
+    except OSError as exc:
+        raise SpecError(f"spec: {path} cannot be read ({exc.strerror or exc})") from None
+    return ArchSpec.from_json(text)
 
 
 def run(args: argparse.Namespace) -> int:
