@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 ATTR_DRIVER = "driver"  # {"host", "pid", "started"} of the process that runs the trial
 ATTR_HEARTBEAT = "heartbeat"  # time.time() of the driver's last sign of life for this trial
 ATTR_RETRY_OF = "retry_of"  # number of the orphaned trial this one retries
+#: FAIL because the search was interrupted (SIGINT) while the trial ran; like an orphan it is not
+#: charged to the budget (``orphaned`` is set too) and its architecture was enqueued again.
+ATTR_INTERRUPTED = "interrupted"
+#: A reference trial (a baseline, a grid point) that failed is enqueued again on resume this many times at most.
+MAX_STARTING_POINT_ATTEMPTS = 3
 #: A trial whose driver runs elsewhere is orphaned once its heartbeat is this old.
 STALE_AFTER_S = 600.0
 HEARTBEAT_EVERY_S = 60.0
@@ -138,3 +143,52 @@ class Heartbeat:
                 self.beat()
             except Exception as exc:  # a database hiccup must not kill the search
                 logger.warning("heartbeat failed: %s", exc)
+
+
+def _fixed(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    fixed = trial.system_attrs.get("fixed_params")
+    return dict(fixed) if isinstance(fixed, Mapping) else None
+
+
+def requeue_failed_starting_points(study: optuna.Study, points: list[dict[str, Any]]) -> list[int]:
+    """Enqueue again the reference points (baselines, grid points) whose every attempt FAILed (a worker
+    that died, a node lost), so that a resumed study does not lose its no-attention baseline for good;
+    returns the numbers of the failed trials retried. A point is left alone once it has
+    ``MAX_STARTING_POINT_ATTEMPTS`` charged failures (it fails for a reason a retry does not fix)."""
+    trials = study.get_trials(deepcopy=False)
+    retried = []
+    for params in points:
+        mine = [t for t in trials if _fixed(t) == params]
+        numbers = {t.number for t in mine}
+        while True:  # and the retries of those (an orphan's retry fixes all of its parameters)
+            more = [t for t in trials if t.number not in numbers and t.user_attrs.get(ATTR_RETRY_OF) in numbers]
+            if not more:
+                break
+            mine += more
+            numbers |= {t.number for t in more}
+        if not mine or any(t.state != TrialState.FAIL for t in mine):
+            continue  # never enqueued (a smaller budget then), or done, running or waiting
+        charged = [t for t in mine if not t.user_attrs.get(ATTR_ORPHANED)]
+        if len(charged) >= MAX_STARTING_POINT_ATTEMPTS:
+            continue
+        last = max(mine, key=lambda t: t.number)
+        study.enqueue_trial(dict(params), user_attrs={ATTR_RETRY_OF: last.number}, skip_if_exists=False)
+        retried.append(last.number)
+    if retried:
+        logger.warning("study %s: reference trials %s had failed and are enqueued again", study.study_name, retried)
+    return retried
+
+
+def orphaned_running(study: optuna.Study, *, now: float | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The RUNNING trials whose driver is gone (what ``reconcile_orphans`` would mark FAIL), read-only."""
+    now = time.time() if now is None else now
+    dead = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = dict(trial.user_attrs)
+        if ATTR_DRIVER not in attrs and ATTR_HEARTBEAT not in attrs:
+            started = trial.datetime_start.timestamp() if trial.datetime_start is not None else 0.0
+            if now - started >= ASK_GRACE_S:
+                dead.append(trial)
+        elif not driver_alive(attrs, now=now):
+            dead.append(trial)
+    return dead

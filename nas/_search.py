@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import socket
+import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 import torch
+from ray.tune.stopper import Stopper
 
 from nas._config import SearchConfig, check_input_shape
 from nas._constraints import Screen
 from nas._errors import ConfigError
 from nas._fit import file_digest, nothing_matches, plan_initial_weights, read_state_dict, resolve_name_map
-from nas._resume import Heartbeat, reconcile_orphans
+from nas._resume import Heartbeat, reconcile_orphans, requeue_failed_starting_points
 from nas._searcher import MAX_SKIPPED_IN_A_ROW, DefineByRun, StudySearch
 from nas._trainable import run_trial
 from search_spaces import (
@@ -66,6 +72,8 @@ class SearchOutcome:
     seconds: float
     #: Why the search ran fewer trials than its budget, in words (None: it did not).
     stopped_early: str | None = None
+    #: True when SIGINT (Ctrl-C) stopped the search.
+    interrupted: bool = False
 
 
 def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
@@ -138,6 +146,46 @@ def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps({**picked, "train": train if "train" in attrs else None}))
 
 
+#: Which differing field a refused resume names: what the user changed before what follows from it
+#: (the kind of data before its channels, 2D/3D before the input shape), then alphabetically.
+CONFLICT_PRIORITY = (
+    "kind",
+    "spatial_dims",
+    "path",
+    "task",
+    "blocks",
+    "backbones",
+    "loss",
+    "optimizer",
+    "schedule",
+    "size",
+    "patch",
+)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def resume_conflict(before: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """The most telling difference between a study's recorded attributes and a new search's, as
+    ``data.kind ('synthetic' → 'drive')`` (recorded → now); None if they agree. Top-level keys in ``now``'s order
+    (data, space, input shape, ...), fields within one by ``CONFLICT_PRIORITY``, then alphabetically."""
+    for key in now:
+        old, new = before.get(key), now[key]
+        if old == new:
+            continue
+        if isinstance(new, dict) and isinstance(old, dict):
+            fields = [k for k in set(new) | set(old) if old.get(k) != new.get(k)]
+            if fields:
+                rank = {name: i for i, name in enumerate(CONFLICT_PRIORITY)}
+                name = min(fields, key=lambda k: (rank.get(k, len(rank)), k))
+                return f"{key}.{name} ({_shown(old.get(name))} → {_shown(new.get(name))})"
+        return f"{key} ({_shown(old)} → {_shown(new)})"
+    return None
+
+
 def _open_or_resume(
     storage: optuna.storages.BaseStorage, config: SearchConfig, attrs: dict[str, Any], on_event: OnEvent | None
 ) -> tuple[optuna.Study, bool]:
@@ -155,17 +203,12 @@ def _open_or_resume(
             break
         time.sleep(0.5)
         before = _comparable(dict(load_study(storage, config.study).user_attrs))
-    for key in now:
-        if before.get(key) != now[key]:
-            differs = key
-            if isinstance(now[key], dict):
-                old = before.get(key) or {}
-                fields = sorted(k for k in set(now[key]) | set(old) if old.get(k) != now[key].get(k))
-                differs = f"{key}.{fields[0]}" if fields else key
-            raise ConfigError(
-                f"study {config.study!r} exists and was searched with a different {differs}; run the same "
-                "configuration to resume it, or choose another study name (--study / name:)"
-            )
+    conflict = resume_conflict(before, now)
+    if conflict is not None:
+        raise ConfigError(
+            f"study {config.study!r} exists and was searched with a different {conflict}; run the same "
+            "configuration to resume it, or choose another study name (--study / name:)"
+        )
     reconciled = reconcile_orphans(study)
     if on_event:
         counts = ", ".join(f"{n} {s}" for s, n in state_counts(trial_records(study)).items()) or "no trials"
@@ -255,6 +298,80 @@ def check_init(config: SearchConfig, context: SampleContext) -> dict[str, Any]:
     }
 
 
+#: How long ``--address`` gets to answer a TCP connect before the search is refused.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _address_error(address: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"address (--address): {address!r}: {why}; give the HOST:PORT of a running Ray head "
+        "(ray start --head prints it), or leave --address out to start a local runtime"
+    )
+
+
+def _check_address(address: str) -> None:
+    """Refuse, within seconds, a Ray address nothing answers at (Ray itself retries for minutes)."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    target = address.split("://", 1)[1] if "://" in address else address
+    if target == "auto":
+        try:
+            found = canonicalize_bootstrap_address("auto")
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise _address_error(address, f"no running Ray cluster was found on this machine ({exc})") from None
+        if found is None:
+            raise _address_error(address, "no running Ray cluster was found on this machine")
+        target = found
+    host, sep, port_text = target.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise _address_error(address, "not of the form HOST:PORT (or auto)")
+    try:
+        socket.create_connection((host, int(port_text)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise _address_error(
+            address, f"cannot connect to {host}:{port_text} ({reason} within {CONNECT_TIMEOUT_S:g} s)"
+        ) from None
+
+
+#: Seconds Ray may retry an address that answers TCP but is not a Ray head (its default is ~20).
+GCS_WAIT_S = 8
+
+
+@contextlib.contextmanager
+def _bounded_gcs_wait() -> Iterator[None]:
+    key = "RAY_gcs_server_port_wait_time_s"
+    if key in os.environ:  # the user's own budget wins
+        yield
+        return
+    os.environ[key] = str(GCS_WAIT_S)
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Ray's C++ core writes its retry warnings straight to file descriptor 2: keep them off the
+    user's terminal while attaching (a refusal is one line of ours)."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def _init_ray(config: SearchConfig) -> bool:
     """Attach to ``config.address`` or start an embedded local runtime; True if we started it."""
     import ray
@@ -264,10 +381,43 @@ def _init_ray(config: SearchConfig) -> bool:
     # Ray's own start-up chatter is not the user's business; trial errors reach them through the study.
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     if config.address:
-        ray.init(address=config.address, **common)
+        _check_address(config.address)
+        try:
+            with _quiet_stderr(), _bounded_gcs_wait():
+                ray.init(address=config.address, **common)
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise _address_error(config.address, f"Ray could not attach to it ({first})") from None
     else:
         ray.init(include_dashboard=False, **common)
     return True
+
+
+def _check_out_dir(config: SearchConfig) -> None:
+    """Refuse an ``out_dir`` the study's folder cannot be made in, before anything is written."""
+    target = config.study_dir
+    probe = target
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(
+            f"out_dir (--out-dir): cannot make {target}: {probe} is a file, not a directory; choose another --out-dir"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"out_dir (--out-dir): cannot make {target}: {probe} is not writable by this user; choose another --out-dir"
+        )
+
+
+def _make_study_dir(config: SearchConfig) -> None:
+    try:
+        config.study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"out_dir (--out-dir): cannot make {config.study_dir}: {exc.strerror or exc}; choose another --out-dir"
+        ) from None
 
 
 def _check_resources(config: SearchConfig) -> None:
@@ -284,12 +434,58 @@ def _check_resources(config: SearchConfig) -> None:
             )
 
 
+class _InterruptStopper(Stopper):
+    """A Tune stopper that ends the experiment once SIGINT has been received (see ``_catching_sigint``)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event: threading.Event | None = event
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its stopper with the experiment's state
+        return {"_event": None}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self._event is not None and self._event.is_set()
+
+
+@contextlib.contextmanager
+def _catching_sigint(event: threading.Event, searcher: StudySearch) -> Iterator[None]:
+    """While Tune runs: the first SIGINT stops the search cleanly (``event``); a second one raises
+    ``KeyboardInterrupt`` at once (the next search reconciles what it leaves RUNNING)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    before = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours, not Tune's: Tune would call it a normal end
+
+    def handler(signum: int, frame: Any) -> None:
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        searcher.interrupted = True
+        logger.warning("interrupted: stopping the search (Ctrl-C again to stop at once)")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if before is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = before
+
+
 def run_search(
     config: SearchConfig,
     on_event: OnEvent | None = None,
     on_progress: OnProgress | None = None,
     *,
     trainable: Callable[..., None] | None = None,
+    on_opened: Callable[[bool], None] | None = None,
 ) -> SearchOutcome:
     """Run the search ``config`` describes and record it in its study; returns where everything went.
 
@@ -297,7 +493,12 @@ def run_search(
     stopped driver are marked FAIL and retried, and the trial budget counts what the study already
     spent. ``on_event`` gets progress lines, ``on_progress`` the study's records after every trial.
     ``trainable`` replaces ``run_trial`` (same keyword arguments); benchmarks use it to time the
-    orchestration on trivial trials.
+    orchestration on trivial trials. ``on_opened(resumed)`` is called once the study exists, after
+    every check that can refuse the search (nothing is written before that).
+
+    SIGINT (Ctrl-C) stops the search as the wall-time budget would, but the trials it cuts off are
+    recorded FAIL ``interrupted`` (not charged to ``budget.trials``) and enqueued again, and the
+    outcome says ``interrupted``.
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
@@ -321,17 +522,33 @@ def run_search(
             on_event(f"every trial starts from {config.init.path} (tensors loaded per backbone/width: {loaded})")
     budget = config.trials
     points = starting_points(config, context)
+    interrupt = threading.Event()
+    interrupted: list[int] = []
     if config.sampler == "grid":
         budget = min(budget, len(points))
-    started_ray = _init_ray(config)
+    _check_out_dir(config)  # before Ray and the study: a folder that cannot be made records nothing
+    started_ray = _init_ray(config)  # an unreachable --address is refused here, within seconds
     try:
         _check_resources(config)  # before the study exists: a search that cannot run records nothing
         storage = open_storage(config.storage, create=True)
         study, resumed = _open_or_resume(storage, config, attrs, on_event)
+        try:
+            _make_study_dir(config)
+        except ConfigError:
+            if not resumed:  # the study this run just created holds nothing yet: take it back
+                with contextlib.suppress(Exception):
+                    optuna.delete_study(study_name=config.study, storage=storage)
+            raise
+        retried: list[int] = []
         if not resumed:
             for params in points:
                 study.enqueue_trial(params)
-        config.study_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            retried = requeue_failed_starting_points(study, points)
+            if retried and on_event:
+                on_event(f"reference trials {retried} had failed; their architectures are enqueued again")
+        if on_opened:
+            on_opened(resumed)
         shown = redact(_parse_url(config.storage))
         left = max(0, budget - spent_trials(trial_records(study)))
         if on_event:
@@ -390,19 +607,30 @@ def run_search(
                 storage_path=str(config.study_dir / "ray"),
                 verbose=0,
                 callbacks=[_progress_callback(left, study, on_event, on_progress)],
+                stop=_InterruptStopper(interrupt),
             ),
         )
         if left:
-            with Heartbeat(study):
+            with Heartbeat(study), _catching_sigint(interrupt, searcher):
                 tuner.fit()
-            searcher.close_unfinished()
+            if interrupt.is_set():
+                interrupted = searcher.close_unfinished(interrupted=True)
+            else:
+                searcher.close_unfinished()
     finally:
         if started_ray:
             ray.shutdown()
     records = trial_records(optuna.load_study(study_name=config.study, storage=storage))
     spent = spent_trials(records)
     stopped_early = None
-    if searcher.exhausted:
+    if interrupt.is_set():
+        stopped_early = f"interrupted (Ctrl-C) after {spent} of {budget} trials" + (
+            f"; trials {interrupted} were cut off: recorded FAIL (interrupted), not charged to the budget, "
+            "and run first when the search resumes"
+            if interrupted
+            else ""
+        )
+    elif searcher.exhausted:
         stopped_early = (
             f"stopped after {spent} of {budget} trials: the last {MAX_SKIPPED_IN_A_ROW} sampled architectures were "
             "infeasible or already evaluated (widen the space or relax the constraints)"
@@ -417,4 +645,5 @@ def run_search(
         pareto=pareto_records(records),
         seconds=time.perf_counter() - started,
         stopped_early=stopped_early,
+        interrupted=interrupt.is_set(),
     )

@@ -16,7 +16,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from nas._constraints import CONSTRAINT_KEY, Screen
-from nas._resume import ATTR_DRIVER, ATTR_HEARTBEAT, this_driver
+from nas._resume import ATTR_DRIVER, ATTR_HEARTBEAT, ATTR_INTERRUPTED, ATTR_RETRY_OF, this_driver
 from search_spaces import ArchSpec, SampleContext, SearchSpace, sample_spec
 from studies import (
     ATTR_BEST_EPOCH,
@@ -32,6 +32,7 @@ from studies import (
     ATTR_MEASURED_MEMORY,
     ATTR_MEMORY,
     ATTR_METRICS,
+    ATTR_ORPHANED,
     ATTR_PARAMS,
     ATTR_REUSED_FROM,
     ATTR_SECONDS,
@@ -168,6 +169,9 @@ class StudySearch(OptunaSearch):
         self._driver = this_driver()
         self.skipped: dict[str, int] = {"infeasible": 0, "reused": 0}
         self.exhausted = False  # set when the searcher gave up on finding a spec worth training
+        #: Set (by the driver's SIGINT handler) when the user interrupted the search: trials that end
+        #: from now on without a complete result were cut off, not failed.
+        self.interrupted = False
         self._placed: set[str] = set()  # trials whose worker is recorded
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -249,26 +253,49 @@ class StudySearch(OptunaSearch):
                 )
         return index
 
-    def close_unfinished(self) -> list[int]:
-        """Record PRUNED, with their curves, the trials Tune stopped without telling the searcher (the
-        wall-time budget ends an experiment that way); returns their numbers."""
+    def close_unfinished(self, *, interrupted: bool = False) -> list[int]:
+        """Record the trials Tune stopped without telling the searcher (the wall-time budget ends an
+        experiment that way): PRUNED with their curves, or, when the user ``interrupted`` the search,
+        FAIL ``interrupted`` and enqueued again (not charged to the budget); returns their numbers."""
         assert self._ot_study is not None
         closed = []
         for trial_id, ot_trial in list(self._ot_trials.items()):
             if trial_id in self._completed_trials:
                 continue
             curve = self._curves.pop(trial_id, [])
-            set_trial_user_attrs(
-                ot_trial,
-                {
-                    ATTR_HISTORY: [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)],
-                    ATTR_ERROR: "stopped when the search ended (wall-time budget)",
-                },
-            )
-            self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
+            history = [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)]
+            if interrupted:
+                self._record_interrupted(ot_trial, history)
+            else:
+                set_trial_user_attrs(
+                    ot_trial, {ATTR_HISTORY: history, ATTR_ERROR: "stopped when the search ended (wall-time budget)"}
+                )
+                self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             closed.append(ot_trial.number)
         return closed
+
+    def _record_interrupted(self, ot_trial: Any, history: list[dict[str, Any]]) -> None:
+        """FAIL, marked interrupted (and orphaned: not charged to the budget), its parameters enqueued again."""
+        assert self._ot_study is not None
+        set_trial_user_attrs(
+            ot_trial,
+            {
+                ATTR_HISTORY: history,
+                ATTR_INTERRUPTED: True,
+                ATTR_ORPHANED: True,
+                ATTR_ERROR: f"interrupted (SIGINT) after {len(history)} epochs; not charged to the trial budget, "
+                "its architecture is enqueued again",
+            },
+        )
+        try:
+            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+        except (RuntimeError, ValueError) as exc:  # finished meanwhile
+            logger.warning("trial %d could not be recorded interrupted: %s", ot_trial.number, exc)
+            return
+        params = dict(self._ot_study._storage.get_trial(ot_trial._trial_id).params)
+        if params:
+            self._ot_study.enqueue_trial(params, user_attrs={ATTR_RETRY_OF: ot_trial.number}, skip_if_exists=False)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if "val_dice" in result and not result.get("complete"):
@@ -289,6 +316,11 @@ class StudySearch(OptunaSearch):
             curve.append(float(result["val_dice"]))
         values: list[float] | None = None
         attrs: dict[str, Any] = {ATTR_EPOCHS: self._epochs}
+        if self.interrupted and not result.get("complete"):
+            # Ctrl-C reached the trial's worker too (it shares the terminal): cut off, not failed.
+            self._record_interrupted(ot_trial, [{"epoch": i + 1, "val_dice": d} for i, d in enumerate(curve)])
+            self._completed_trials.add(trial_id)
+            return
         if error or result.get("failed"):
             state = TrialState.FAIL
             text = result.get("error") or "the trial's worker process died or raised outside the trainer"

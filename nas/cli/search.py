@@ -229,18 +229,39 @@ def _naming_the_data_file(args: argparse.Namespace) -> Iterator[None]:
         raise type(exc)(f"{source}: {exc}") from None
 
 
+#: The built-in data's fields the flags set (``--image-size 17`` is refused as ``data.size``).
+SYNTHETIC_FLAGS = {"size": "--image-size", "n_train": "--train-images", "n_val": "--val-images"}
+
+
+@contextlib.contextmanager
+def _naming_the_flags(args: argparse.Namespace) -> Iterator[None]:
+    """A refused built-in data field set by a flag names the flag: ``data.size: 17 ... (given as --image-size)``."""
+    try:
+        yield
+    except (DataError, ConfigError) as exc:
+        text = str(exc)
+        for name, flag in SYNTHETIC_FLAGS.items():
+            value = getattr(args, {"size": "image_size", "n_train": "train_images", "n_val": "val_images"}[name])
+            if value is not None and f"data.{name}:" in text:
+                raise type(exc)(f"{text} (given as {flag})") from None
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
-    with _naming_the_data_file(args):
+    with _naming_the_flags(args), _naming_the_data_file(args):
         config = build_config(args)
 
     def show(message: str) -> None:
         print(message, flush=True)
 
+    def opened(resumed: bool) -> None:
+        # Only once the study exists: a search refused before that has nothing to resume.
+        if args.study is None and not resumed:
+            print(f"if this search stops, the same command with --study {config.study} resumes it", flush=True)
+
     view = ProgressView()
-    if args.study is None:
-        print(f"if this search stops, the same command with --study {config.study} resumes it", flush=True)
-    with _naming_the_data_file(args):
-        outcome = run_search(config, on_event=show, on_progress=view.update)
+    with _naming_the_flags(args), _naming_the_data_file(args):
+        outcome = run_search(config, on_event=show, on_progress=view.update, on_opened=opened)
     report = args.report or Path(outcome.study_dir) / "report.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(
@@ -249,13 +270,17 @@ def run(args: argparse.Namespace) -> int:
     )
     print()
     print(f"study {outcome.study}: {counts_line(outcome.records)} in {outcome.seconds:.0f} s")
-    if outcome.stopped_early:
+    if outcome.stopped_early and not outcome.interrupted:
         print(f"note: {outcome.stopped_early}")
     print(pareto_table(outcome.records))
     print()
     print(f"study database: {outcome.storage}  (study name {outcome.study})")
     print(f"weights and Ray logs: {outcome.study_dir}")
     print(f"report: {report.resolve()}")
+    if outcome.interrupted:
+        resume = f"nas search ... --study {outcome.study}" if args.study is None else "the same command"
+        print(f"nas: {outcome.stopped_early}; {resume} resumes it", file=sys.stderr, flush=True)
+        return 130
     if outcome.pareto:
         best = max(outcome.pareto, key=lambda r: r.dice or 0.0)
         print(f"next: nas status {outcome.study} --storage {outcome.storage}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from typing import Any
 
 from dashboards import study_summary
+from nas._resume import orphaned_running
 from nas.cli._common import add_storage
 from nas.cli._tables import counts_line, pareto_table
-from studies import load_study, open_storage, records_frame, trial_records
+from studies import TrialRecord, load_study, open_storage, records_frame, trial_records
 
 FORMATS = ("table", "csv", "json")
 
@@ -30,9 +33,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def _with_dead_drivers(study: Any, records: list[TrialRecord]) -> tuple[list[TrialRecord], list[int]]:
+    """Records of RUNNING trials whose driver is gone shown as ORPHANED (read only: nothing is written)."""
+    dead = {t.number for t in orphaned_running(study)}
+    shown = [dataclasses.replace(r, state="ORPHANED", orphaned=True) if r.number in dead else r for r in records]
+    return shown, sorted(dead)
+
+
 def run(args: argparse.Namespace) -> int:
     study = load_study(open_storage(args.storage, create=False), args.study)
-    records = trial_records(study)
+    records, orphans = _with_dead_drivers(study, trial_records(study))
     if args.format == "csv":
         records_frame(records).to_csv(sys.stdout, index=False)
         return 0
@@ -41,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     summary = study_summary(study.study_name, records)
     print(f"study {study.study_name}: {counts_line(records)}")
+    if orphans:
+        print(
+            f"note: trials {orphans} are recorded RUNNING but the driver that ran them has stopped "
+            "(ORPHANED); the next search on this study marks them FAIL and runs them again"
+        )
     if summary.pareto_size:
         dice_ref, gflops_ref = summary.reference[1], summary.reference[0]
         print(
