@@ -155,7 +155,23 @@ def _train_one(run: Run) -> Outcome:
 
 
 #: The rest of the attention-zoo preset's mechanisms, measured once each on DRIVE.
-ZOO = ("se", "cbam", "da_block", "pam", "cam", "cca", "ag", "gff", "mff", "fsam")
+ZOO = (
+    "se",
+    "cbam",
+    "da_block",
+    "pam",
+    "cam",
+    "cca",
+    "ag",
+    "gff",
+    "mff",
+    "fsam",
+    "bam",
+    "coordinate",
+    "eca",
+    "sk",
+    "axial",
+)
 
 
 def runs(quick: bool, recipe: str, only: Sequence[str] = ()) -> list[Run]:
