@@ -83,6 +83,9 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
                 _check_sqlite_study_file(path, shown)
             else:
                 _check_study_tables(url, engine_kwargs, shown)
+        elif path is not None and path.is_file() and path.stat().st_size > 0:
+            # a writer may start a fresh database, never add its tables to another program's
+            _check_sqlite_study_file(path, shown, fresh_ok=True)
         storage = _rdb_storage(url, engine_kwargs)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -103,8 +106,11 @@ _OPTUNA_STUDY_COLUMNS = frozenset({"study_id", "study_name"})
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def _not_a_study_storage(shown: str, tables: set[str], columns: set[str]) -> str | None:
-    """Why a database with these ``tables`` (and ``studies`` columns) is not an Optuna storage."""
+def _not_a_study_storage(shown: str, tables: set[str], columns: set[str], fresh_ok: bool = False) -> str | None:
+    """Why a database with these ``tables`` (and ``studies`` columns) is not an Optuna storage
+    (``fresh_ok``: a database without any table is fine, a writer creates the storage in it)."""
+    if not tables and fresh_ok:
+        return None
     if not tables:
         return f"storage {shown}: the database has no tables, so it is not a study storage (nas search creates one)"
     missing = sorted(_OPTUNA_TABLES - tables)
@@ -122,7 +128,7 @@ def _not_a_study_storage(shown: str, tables: set[str], columns: set[str]) -> str
     return None
 
 
-def _check_sqlite_study_file(path: Path, shown: str) -> None:
+def _check_sqlite_study_file(path: Path, shown: str, *, fresh_ok: bool = False) -> None:
     """Refuse, without writing to it, a SQLite file that is not an Optuna storage (opened read-only)."""
     import sqlite3
 
@@ -147,7 +153,7 @@ def _check_sqlite_study_file(path: Path, shown: str) -> None:
         raise StorageError(f"storage {shown}: cannot read {path.resolve()} ({exc})") from None
     finally:
         connection.close()
-    reason = _not_a_study_storage(shown, tables, columns)
+    reason = _not_a_study_storage(shown, tables, columns, fresh_ok)
     if reason is not None:
         raise StorageError(reason)
 

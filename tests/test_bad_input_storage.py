@@ -133,6 +133,19 @@ CASES: list[tuple[str, list[str], str]] = [
     ),
     ("train-unwritable", ["train", "arch.json", "-o", "UNWRITABLE", "--epochs", "1"], "cannot be written"),
     ("train-under-a-file", ["train", "arch.json", "-o", "afile/x", "--epochs", "1"], "afile is a file"),
+    *(
+        (f"search-{name}", ["search", "--storage", "sqlite:///new.db", "--study", "n", *flags], expected)
+        for name, flags, expected in (
+            ("image-size", ["--image-size", "17"], "data.size: 17 is not valid; expected a multiple of 16"),
+            ("missing-data-file", ["--data", "missing.json"], "--data: 'missing.json' is neither"),
+            ("too-many-cpus", ["--cpus-per-trial", "64"], "resources.cpus: 64 per trial"),
+            ("no-gpu", ["--gpus-per-trial", "1"], "resources.gpus: 1 per trial"),
+            ("missing-space", ["--space", "nonexist.json"], "--space: 'nonexist.json' is neither"),
+            ("zero-trials", ["--set", "budget.trials=0"], "budget.trials"),
+            ("unknown-kind", ["--set", "data.kind=folder3d"], "data.kind: 'folder3d' is not valid"),
+            ("foreign-storage", ["--storage", "sqlite:///other.db"], "other.db"),
+        )
+    ),
 ]
 
 
