@@ -170,7 +170,6 @@ ZOO = (
     "coordinate",
     "eca",
     "sk",
-    "axial",
 )
 
 
