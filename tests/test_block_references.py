@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from search_spaces import SpecError, create_block
+from tests._largest import LargestOutput
 
 SHAPES = {2: (7, 6), 3: (4, 5, 3)}  # uneven sizes: a swapped axis cannot go unnoticed
 GATE_SHAPES = {2: (4, 3), 3: (2, 3, 2)}  # the coarser decoder feature (roughly half resolution)
@@ -444,22 +444,6 @@ def test_isam_window_larger_than_the_map_keeps_relative_position_bias(spatial: t
 # ---------------------------------------------------------------------------------------------
 # no N×N matrix, forward or backward
 # ---------------------------------------------------------------------------------------------
-
-
-class LargestOutput(TorchDispatchMode):
-    """Records the largest tensor any aten op produces (forward and autograd's backward ops)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest = 0
-        self.op = ""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor) and t.numel() > self.largest:
-                self.largest, self.op = t.numel(), str(func)
-        return out
 
 
 @pytest.mark.parametrize(

@@ -5,27 +5,10 @@ The formulas themselves are checked against float64 references in ``test_block_r
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from search_spaces import create_block
-
-
-class LargestTensor(TorchDispatchMode):
-    """Records the element count of the largest tensor any aten op produces (forward and backward)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        for tensor in out if isinstance(out, tuple | list) else (out,):
-            if isinstance(tensor, torch.Tensor):
-                self.largest = max(self.largest, tensor.numel())
-        return out
+from tests._largest import LargestOutput
 
 
 def test_pam_at_128_squared_allocates_no_n_by_n_buffer_forward_or_backward() -> None:
@@ -34,7 +17,7 @@ def test_pam_at_128_squared_allocates_no_n_by_n_buffer_forward_or_backward() -> 
     with torch.no_grad():
         block.qkv.gamma.fill_(0.5)
     x = torch.randn(1, 32, 128, 128, requires_grad=True)
-    watch = LargestTensor()
+    watch = LargestOutput()
     with watch:
         block(x).square().sum().backward()
     n = 128 * 128

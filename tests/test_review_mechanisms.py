@@ -14,10 +14,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from search_spaces import AttentionSpec, create_block
 from search_spaces.blocks import Composition
+from tests._largest import LargestOutput
 from trainers import count_flops
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
@@ -237,20 +237,9 @@ def test_axial_attention_never_builds_an_nxn_matrix() -> None:
     block = create_block("axial", 2, 16, variant="gated")
     x = torch.randn(1, 16, 64, 64, requires_grad=True)
     n = 64 * 64
-    largest = 0
-
-    class Watch(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-            nonlocal largest
-            out = func(*args, **(kwargs or {}))
-            for t in out if isinstance(out, tuple | list) else (out,):
-                if isinstance(t, torch.Tensor):
-                    largest = max(largest, t.numel())
-            return out
-
-    with Watch():
+    with LargestOutput() as watch:
         block(x).square().sum().backward()
-    assert largest <= 4 * n * 64 < n * n  # heads × N × L
+    assert watch.largest <= 4 * n * 64 < n * n  # heads × N × L
 
 
 # ---------------------------------------------------------------------------------------------
