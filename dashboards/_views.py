@@ -300,11 +300,16 @@ class StudySummary:
         return ", ".join(f"{state} {n}" for state, n in self.counts.items()) or "no trials"
 
 
-def study_summary(name: str, records: Sequence[TrialRecord]) -> StudySummary:
-    """Counts by state, best Dice, Pareto size and hypervolume (Dice ≥ 0, GFLOPs ≤ 1.1 × the worst)."""
+def study_summary(
+    name: str, records: Sequence[TrialRecord], reference: tuple[float, float] | None = None
+) -> StudySummary:
+    """Counts by state, best Dice, Pareto size and hypervolume above ``reference`` (GFLOPs, Dice):
+    the study's fixed reference (``studies.hv_reference``); without one (a study made before
+    2026-12), Dice and GFLOPs 10% beyond the worst seen, which moves as trials are added."""
     ox, oy = OBJECTIVES["gflops"], OBJECTIVES["dice"]
     data = front_data({name: records}, x="gflops", y="dice")
-    reference = reference_point({name: records}, ox, oy)
+    if reference is None:
+        reference = reference_point({name: records}, ox, oy)
     front = data.fronts[name]
     hv = hypervolume_2d(np.array([[p.x, p.y] for p in front]), [False, True], reference) if front else 0.0
     dices = [r.dice for r in complete_records(records) if r.dice is not None]

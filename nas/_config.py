@@ -30,6 +30,8 @@ from trainers import (
 
 #: Samplers a study may use: NSGA-II (default), TPE, random, and an exhaustive grid for ablations.
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
+#: How early stopping promotes at a rung (see ``nas._moasha``).
+PROMOTIONS = ("pareto", "dice")
 
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -144,10 +146,17 @@ class SearchConfig:
     #: ASHA early stopping on validation Dice: first rung after this many epochs (None: off).
     grace_period: int | None = None
     reduction_factor: float = 3.0
+    #: How early stopping ranks a rung: ``pareto`` (non-dominated sorting of Dice and counted costs,
+    #: MOASHA) or ``dice`` (validation Dice alone, Ray's ASHA).
+    promotion: str = "pareto"
     #: Enqueue the reference points first: no attention, pwa, sa and the presets the space holds.
     baselines: bool = True
     #: 2 or 3 of dice (max), gflops, params, latency, memory (min).
     objectives: tuple[str, ...] = OBJECTIVES
+    #: The confirm stage (0 members: off): after the search's budget, this many members of the front
+    #: over architectures and their no-attention twins train again with ``confirm_seeds`` fresh seeds.
+    confirm_members: int = 3
+    confirm_seeds: int = 3
     #: Weights every trial starts from (a study file's ``train.init`` and ``train.init_map``).
     init: InitSource | None = None
 
@@ -171,6 +180,14 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name}: {value!r} is not valid; expected a positive integer or null")
+        if not isinstance(self.confirm_members, int) or self.confirm_members < 0:
+            raise ConfigError(
+                f"confirm.members: {self.confirm_members!r} is not valid; expected an integer ≥ 0 (0: no confirm stage)"
+            )
+        if not isinstance(self.confirm_seeds, int) or self.confirm_seeds < 2:
+            raise ConfigError(
+                f"confirm.seeds: {self.confirm_seeds!r} is not valid; expected an integer ≥ 2 (an interval needs two)"
+            )
         if not isinstance(self.replicates, int) or self.replicates < 1:
             raise ConfigError(f"sampler.replicates: {self.replicates!r} is not valid; expected a positive integer")
         if self.wall_time_s is not None and not self.wall_time_s > 0:
@@ -183,6 +200,10 @@ class SearchConfig:
             raise ConfigError(
                 f"fidelity.grace_period: {self.grace_period} is not valid; expected fewer than the "
                 f"{self.train.epochs} epochs (fidelity.epochs), or null to switch early stopping off"
+            )
+        if self.promotion not in PROMOTIONS:
+            raise ConfigError(
+                f"fidelity.promotion: {self.promotion!r} is not valid; expected one of {', '.join(PROMOTIONS)}"
             )
         if self.gpus_per_trial < 0:
             raise ConfigError(f"--gpus-per-trial: {self.gpus_per_trial!r} is not valid; expected a number ≥ 0")
@@ -216,10 +237,12 @@ class SearchConfig:
             # What a rerun of a trial reproduces (REUSED trials rest on it): trials on a GPU when asked for.
             "determinism": determinism_note(torch.device("cuda" if self.gpus_per_trial > 0 else "cpu")),
             "trial_budget": self.trials,
+            "confirm": {"members": self.confirm_members, "seeds": self.confirm_seeds},
             "fidelity": {
                 "epochs": self.train.epochs,
                 "grace_period": self.grace_period,
                 "reduction_factor": self.reduction_factor,
+                "promotion": self.promotion,
             },
         }
 

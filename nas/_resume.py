@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from studies import ATTR_ERROR, ATTR_ORPHANED
+from studies import ATTR_ERROR, ATTR_ORPHANED, ATTR_SEED, ATTR_STAGE, CONFIRM_STAGE
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,15 @@ ATTR_RETRY_OF = "retry_of"  # number of the orphaned trial this one retries
 #: FAIL because the search was interrupted (SIGINT) while the trial ran; like an orphan it is not
 #: charged to the budget (``orphaned`` is set too) and its architecture was enqueued again.
 ATTR_INTERRUPTED = "interrupted"
+
+
+def carried(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """What a retry of a trial keeps of it: a confirm-stage trial stays one, with its seed."""
+    if attrs.get(ATTR_STAGE) == CONFIRM_STAGE:
+        return {ATTR_STAGE: CONFIRM_STAGE, ATTR_SEED: attrs.get(ATTR_SEED)}
+    return {}
+
+
 #: A reference trial (a baseline, a grid point) that failed is enqueued again on resume this many times at most.
 MAX_STARTING_POINT_ATTEMPTS = 3
 #: A trial whose driver runs elsewhere is orphaned once its heartbeat is this old.
@@ -102,7 +111,11 @@ def reconcile_orphans(study: optuna.Study) -> Reconciled:
             continue  # finished meanwhile by another process
         orphans.append(trial.number)
         if trial.params:
-            study.enqueue_trial(dict(trial.params), user_attrs={ATTR_RETRY_OF: trial.number}, skip_if_exists=False)
+            study.enqueue_trial(
+                dict(trial.params),
+                user_attrs={ATTR_RETRY_OF: trial.number, **carried(trial.user_attrs)},
+                skip_if_exists=False,
+            )
     if orphans:
         logger.warning("study %s: marked orphaned trials %s FAIL and enqueued them again", study.study_name, orphans)
     return Reconciled(tuple(orphans), len(orphans))

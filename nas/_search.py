@@ -21,9 +21,11 @@ import torch
 from ray.tune.stopper import Stopper
 
 from nas._config import SearchConfig, check_input_shape
+from nas._confirm import confirm_seeds, enqueue_confirm, plan_confirm
 from nas._constraints import Screen
 from nas._errors import ConfigError
 from nas._fit import file_digest, nothing_matches, plan_initial_weights, read_state_dict, resolve_name_map
+from nas._moasha import MultiObjectiveASHA
 from nas._resume import Heartbeat, reconcile_orphans, requeue_failed_starting_points
 from nas._searcher import MAX_SKIPPED_IN_A_ROW, DefineByRun, StudySearch
 from nas._trainable import run_trial
@@ -37,6 +39,9 @@ from search_spaces import (
     sample_spec,
 )
 from studies import (
+    ATTR_HV_REFERENCE,
+    ATTR_STAGE,
+    CONFIRM_STAGE,
     StudyExistsError,
     TrialRecord,
     create_study,
@@ -50,7 +55,7 @@ from studies import (
     trial_records,
 )
 from studies import parse_storage_url as _parse_url
-from trainers import data_config_from_dict, load_data
+from trainers import count_flops, data_config_from_dict, load_data
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +103,38 @@ def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
                 group=True,
             )
         return optuna.samplers.RandomSampler(seed=config.seed)
+
+
+#: Objectives every intermediate result carries (counted before training), which rungs can rank on.
+KNOWN_BEFORE_TRAINING = ("gflops", "params")
+
+
+def make_scheduler(config: SearchConfig) -> Any:
+    """Early stopping from ``grace_period`` on: rungs promote by non-dominated sorting of validation
+    Dice and the study's counted cost objectives (``promotion: pareto``, MOASHA), or by Dice alone
+    (``promotion: dice``, Ray's ASHA)."""
+    assert config.grace_period is not None
+    if config.promotion == "dice":
+        from ray.tune.schedulers import ASHAScheduler
+
+        return ASHAScheduler(
+            time_attr="epoch",
+            metric="val_dice",
+            mode="max",
+            max_t=config.train.epochs,
+            grace_period=config.grace_period,
+            reduction_factor=config.reduction_factor,
+            stop_last_trials=False,
+        )
+    costs = [name for name in config.objectives if name in KNOWN_BEFORE_TRAINING]
+    return MultiObjectiveASHA(
+        time_attr="epoch",
+        metrics=["val_dice", *costs],
+        modes=["max", *("min" for _ in costs)],
+        max_t=config.train.epochs,
+        grace_period=config.grace_period,
+        reduction_factor=config.reduction_factor,
+    )
 
 
 def starting_points(config: SearchConfig, context: SampleContext) -> list[dict[str, Any]]:
@@ -420,6 +457,83 @@ def _make_study_dir(config: SearchConfig) -> None:
         ) from None
 
 
+#: The hypervolume's GFLOPs bound when no ``max_gflops`` is set: this much above the estimate of
+#: the space's most expensive candidate (FLOPs are counted, not measured: the margin is for the
+#: options the estimate does not try).
+HV_MARGIN = 1.1
+
+
+def hv_reference(config: SearchConfig, context: SampleContext, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The hypervolume reference point, fixed when the study is created: Dice 0 and the GFLOPs bound
+    (``constraints.max_gflops``, or ``HV_MARGIN`` × the most expensive of the space's largest
+    candidates: every backbone × attention block at its deepest, widest, everywhere-placed setting).
+    Fixed, the hypervolume can only grow as trials are added."""
+    if config.constraints.max_gflops is not None:
+        return {"dice": 0.0, "gflops": float(config.constraints.max_gflops), "source": "constraints.max_gflops"}
+    worst = 0.0
+    for backbone in config.space.backbones:
+        for block in config.space.usable_blocks():
+
+            def pick(name: str, choices: list[Any], backbone: str = backbone, block: str = block) -> Any:
+                if name == "backbone":
+                    return backbone if backbone in choices else choices[-1]
+                if name == "attention.block":
+                    return block
+                return choices[-1]  # deepest, widest, every site and level (subsets are listed smallest first)
+
+            try:
+                spec = sample_spec(_Picked(pick), config.space, context)
+                worst = max(worst, count_flops(build_model(spec), input_shape) / 1e9)
+            except Exception as exc:  # a combination the space cannot build is not a candidate
+                logger.info("hypervolume reference: skipped %s/%s (%s)", backbone, block, exc)
+    return {
+        "dice": 0.0,
+        "gflops": HV_MARGIN * worst if worst > 0 else 1.0,
+        "source": f"{HV_MARGIN:g} x the estimated GFLOPs of the space's most expensive candidate",
+    }
+
+
+class _Picked:
+    """A ``TrialLike`` answering each choice by ``pick(name, choices)``."""
+
+    def __init__(self, pick: Callable[[str, list[Any]], Any]) -> None:
+        self.pick = pick
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self.pick(name, list(choices))
+
+
+def _plan_confirm_stage(
+    config: SearchConfig, study: optuna.Study, context: SampleContext, on_event: OnEvent | None
+) -> int:
+    """Enqueue what the confirm stage still has to train; how many confirm trials are waiting."""
+    search_seeds = list(range(config.replicates)) if config.replicates > 1 else [config.train.seed]
+    seeds = confirm_seeds(search_seeds, config.confirm_seeds)
+    points = plan_confirm(
+        study,
+        trial_records(study),
+        space=config.space,
+        context=context,
+        objectives=config.objectives,
+        members=config.confirm_members,
+        seeds=seeds,
+    )
+    enqueue_confirm(study, points)
+    waiting = sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        if t.user_attrs.get(ATTR_STAGE) == CONFIRM_STAGE
+    )
+    if on_event and waiting:
+        members = sorted({p.label for p in points if p.role == "member"})
+        twins = sorted({p.label for p in points if p.role == "twin"})
+        on_event(
+            f"confirm stage: {waiting} trials (seeds {', '.join(map(str, seeds))}, {config.train.epochs} epochs) of "
+            f"{len(members)} front members" + (f" and {len(twins)} no-attention twins" if twins else "")
+        )
+    return waiting
+
+
 def _check_resources(config: SearchConfig) -> None:
     """Refuse per-trial resources the Ray cluster does not have: Tune would wait for them for ever."""
     import ray
@@ -503,7 +617,6 @@ def run_search(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
 
     started = time.perf_counter()
@@ -515,6 +628,7 @@ def run_search(
     if data.split_groups is not None:  # patients or sequences, none in two parts
         attrs["split_groups"] = {part: list(groups) for part, groups in data.split_groups.items()}
     context = SampleContext(spatial_dims=data.spatial_dims, in_channels=data.in_channels, out_channels=data.num_classes)
+    attrs[ATTR_HV_REFERENCE] = hv_reference(config, context, data.input_shape)
     if config.init is not None:  # before the study exists: weights that fit nothing record nothing
         attrs["init"] = check_init(config, context)
         if on_event:
@@ -574,15 +688,7 @@ def run_search(
         if config.grace_period is not None:
             # Decisions at rungs before the last epoch only: a trial that reaches the end always sends
             # its complete result (stop_last_trials would cut it off at max_t, leaving it unfinished).
-            scheduler = ASHAScheduler(
-                time_attr="epoch",
-                metric="val_dice",
-                mode="max",
-                max_t=config.train.epochs,
-                grace_period=config.grace_period,
-                reduction_factor=config.reduction_factor,
-                stop_last_trials=False,
-            )
+            scheduler = make_scheduler(config)
         wrapped = tune.with_parameters(
             trainable or run_trial,
             data=data,
@@ -593,30 +699,55 @@ def run_search(
             **({"init": config.init} if config.init is not None else {}),
         )
         resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
-        tuner = tune.Tuner(
-            tune.with_resources(wrapped, resources),
-            tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=config.concurrency),
-                scheduler=scheduler,
-                num_samples=max(1, left),
-                time_budget_s=config.wall_time_s,
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=config.study,
-                storage_path=str(config.study_dir / "ray"),
-                verbose=0,
-                callbacks=[_progress_callback(left, study, on_event, on_progress)],
-                stop=_InterruptStopper(interrupt),
-            ),
-        )
-        if left:
-            with Heartbeat(study), _catching_sigint(interrupt, searcher):
+
+        def fit(stage_searcher: StudySearch, stage_scheduler: Any, samples: int, name: str) -> list[int]:
+            """Run ``samples`` trials of one stage; the numbers of the trials an interruption cut off."""
+            budget_s = None
+            if config.wall_time_s is not None:
+                budget_s = max(1.0, config.wall_time_s - (time.perf_counter() - started))
+            tuner = tune.Tuner(
+                tune.with_resources(wrapped, resources),
+                tune_config=tune.TuneConfig(
+                    search_alg=ConcurrencyLimiter(stage_searcher, max_concurrent=config.concurrency),
+                    scheduler=stage_scheduler,
+                    num_samples=max(1, samples),
+                    time_budget_s=budget_s,
+                    reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(
+                    name=name,
+                    storage_path=str(config.study_dir / "ray"),
+                    verbose=0,
+                    callbacks=[_progress_callback(samples, study, on_event, on_progress)],
+                    stop=_InterruptStopper(interrupt),
+                ),
+            )
+            with Heartbeat(study), _catching_sigint(interrupt, stage_searcher):
                 tuner.fit()
             if interrupt.is_set():
-                interrupted = searcher.close_unfinished(interrupted=True)
-            else:
-                searcher.close_unfinished()
+                return stage_searcher.close_unfinished(interrupted=True)
+            stage_searcher.close_unfinished()
+            return []
+
+        if left:
+            interrupted = fit(searcher, scheduler, left, config.study)
+        search_done = spent_trials(trial_records(study)) >= budget or searcher.exhausted
+        if config.confirm_members and search_done and not interrupt.is_set():
+            confirm = StudySearch(
+                define_by_run=DefineByRun(config.space, context, replicates=config.replicates),
+                storage=storage,
+                study_name=config.study,
+                sampler=make_sampler(config),
+                epochs=config.train.epochs,
+                keep_top=config.keep_top,
+                screen=Screen(config.constraints, data.input_shape),
+                seed=config.train.seed,
+                objectives=config.objectives,
+                only_enqueued=True,
+            )
+            todo = _plan_confirm_stage(config, study, context, on_event)
+            if todo:
+                interrupted += fit(confirm, None, todo, f"{config.study}-confirm")
     finally:
         if started_ray:
             ray.shutdown()

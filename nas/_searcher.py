@@ -16,7 +16,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from nas._constraints import CONSTRAINT_KEY, Screen
-from nas._resume import ATTR_DRIVER, ATTR_HEARTBEAT, ATTR_INTERRUPTED, ATTR_RETRY_OF, this_driver
+from nas._resume import ATTR_DRIVER, ATTR_HEARTBEAT, ATTR_INTERRUPTED, ATTR_RETRY_OF, carried, this_driver
 from search_spaces import ArchSpec, SampleContext, SearchSpace, sample_spec
 from studies import (
     ATTR_BEST_EPOCH,
@@ -39,8 +39,10 @@ from studies import (
     ATTR_SEED,
     ATTR_SPEC,
     ATTR_SPEC_HASH,
+    ATTR_STAGE,
     ATTR_TEST_METRICS,
     ATTR_WEIGHTS,
+    CONFIRM_STAGE,
     OBJECTIVE_DIRECTIONS,
     OBJECTIVES,
     prune_weights,
@@ -74,6 +76,9 @@ class DefineByRun:
         config: dict[str, Any] = {"spec": spec.to_dict(), "trial_number": trial.number}
         if self.replicates > 1:
             config["seed"] = int(trial.suggest_categorical("train.seed", list(range(self.replicates))))
+            attrs[ATTR_SEED] = config["seed"]
+        if trial.user_attrs.get(ATTR_STAGE) == CONFIRM_STAGE:  # enqueued with its fresh seed
+            config["seed"] = int(trial.user_attrs[ATTR_SEED])
             attrs[ATTR_SEED] = config["seed"]
         set_trial_user_attrs(trial, attrs)
         return config
@@ -150,6 +155,7 @@ class StudySearch(OptunaSearch):
         screen: Screen | None = None,
         seed: int = 0,
         objectives: Sequence[str] = OBJECTIVES,
+        only_enqueued: bool = False,
     ) -> None:
         super().__init__(
             space=define_by_run,
@@ -173,6 +179,8 @@ class StudySearch(OptunaSearch):
         #: from now on without a complete result were cut off, not failed.
         self.interrupted = False
         self._placed: set[str] = set()  # trials whose worker is recorded
+        #: Run only the study's enqueued (WAITING) trials, then say FINISHED: the confirm stage.
+        self._only_enqueued = only_enqueued
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         assert self._ot_study is not None
@@ -183,6 +191,8 @@ class StudySearch(OptunaSearch):
             self._trial_budget is not None
             and spent_trials([record_from_trial(t) for t in trials]) >= self._trial_budget
         ):
+            return Searcher.FINISHED
+        if self._only_enqueued and not any(t.state == TrialState.WAITING for t in trials):
             return Searcher.FINISHED
         finished = self._finished_index(trials)
         for _ in range(MAX_SKIPPED_IN_A_ROW):
@@ -295,7 +305,11 @@ class StudySearch(OptunaSearch):
             return
         params = dict(self._ot_study._storage.get_trial(ot_trial._trial_id).params)
         if params:
-            self._ot_study.enqueue_trial(params, user_attrs={ATTR_RETRY_OF: ot_trial.number}, skip_if_exists=False)
+            self._ot_study.enqueue_trial(
+                params,
+                user_attrs={ATTR_RETRY_OF: ot_trial.number, **carried(ot_trial.user_attrs)},
+                skip_if_exists=False,
+            )
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if "val_dice" in result and not result.get("complete"):

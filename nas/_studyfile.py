@@ -74,6 +74,17 @@ class FidelitySection(_Section):
     #: ASHA early stopping on validation Dice: the first rung, in epochs (null: every trial runs all epochs).
     grace_period: int | None = Field(default=None, ge=1)
     reduction_factor: float = Field(default=3.0, gt=1)
+    #: How a rung ranks trials: pareto (non-dominated sorting of Dice and the counted costs, MOASHA)
+    #: or dice (validation Dice alone, Ray's ASHA).
+    promotion: Literal["pareto", "dice"] = "pareto"
+
+
+class ConfirmSection(_Section):
+    """After the search's budget: front members and their no-attention twins trained again with
+    fresh seeds at the full epoch budget; the front shown is theirs (members 0: off)."""
+
+    members: int = Field(default=3, ge=0)
+    seeds: int = Field(default=3, ge=2)
 
 
 class ResourcesSection(_Section):
@@ -102,6 +113,7 @@ class StudyFile(_Section):
     sampler: SamplerSection = Field(default_factory=SamplerSection)
     budget: BudgetSection = Field(default_factory=BudgetSection)
     fidelity: FidelitySection = Field(default_factory=FidelitySection)
+    confirm: ConfirmSection = Field(default_factory=ConfirmSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     concurrency: int = Field(default=2, ge=1)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -428,6 +440,9 @@ def search_config(
             wall_time_s=file.budget.wall_time,
             grace_period=file.fidelity.grace_period,
             reduction_factor=file.fidelity.reduction_factor,
+            promotion=file.fidelity.promotion,
+            confirm_members=file.confirm.members,
+            confirm_seeds=file.confirm.seeds,
             baselines=file.baselines,
             objectives=tuple(file.objectives),
         )

@@ -37,6 +37,11 @@ ATTR_SEED = "seed"  # the training seed, when the study trains each architecture
 ATTR_REUSED_FROM = "reused_from"  # a duplicate (same spec, budget and seed): the trial whose result it reuses
 ATTR_ORPHANED = "orphaned"  # FAIL because the driver died while the trial ran (it was enqueued again)
 ATTR_COLLAPSED = "collapsed"  # why its validation curve collapsed while its loss fell (trainers.collapse_note)
+#: Which stage of the search trained it: ``search`` (the sampled trials) or ``confirm`` (a front member
+#: or its no-attention twin trained again with fresh seeds after the search); absent means ``search``.
+ATTR_STAGE = "stage"
+SEARCH_STAGE = "search"
+CONFIRM_STAGE = "confirm"
 
 #: States of a record beyond Optuna's: a spec refused untrained by the constraints, and a duplicate
 #: whose result was reused. Optuna stores both as COMPLETE (so the samplers learn from them: the
@@ -80,6 +85,8 @@ class TrialRecord:
     best_dice: float | None = None  # ATTR_DICE
     #: Why the validation curve collapsed while the loss fell (None: it did not); see ATTR_COLLAPSED.
     collapsed: str | None = None
+    #: ``search`` or ``confirm`` (ATTR_STAGE).
+    stage: str = SEARCH_STAGE
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def objective(self, name: str) -> float | None:
@@ -166,16 +173,18 @@ def record_from_parts(
         objectives=tuple(objectives),
         best_dice=_float_or_none(attrs.get(ATTR_DICE)),
         collapsed=attrs.get(ATTR_COLLAPSED) or None,
+        stage=str(attrs.get(ATTR_STAGE) or SEARCH_STAGE),
     )
 
 
-def spent_trials(records: Sequence[TrialRecord]) -> int:
-    """How many trials of a search's budget the study has used: trials that trained or are training.
+def spent_trials(records: Sequence[TrialRecord], stage: str = SEARCH_STAGE) -> int:
+    """How many trials of a stage's budget the study has used: trials of that stage that trained or
+    are training (the search's budget by default; the confirm stage has a budget of its own).
 
     Specs refused untrained, reused duplicates and trials orphaned by a dead driver (retried) are
     recorded but did not spend the budget.
     """
-    return sum(1 for r in records if r.state in SPENT_STATES and not r.orphaned)
+    return sum(1 for r in records if r.state in SPENT_STATES and not r.orphaned and r.stage == stage)
 
 
 def trial_records(study: optuna.Study) -> list[TrialRecord]:

@@ -88,3 +88,17 @@ def study_objectives(study: optuna.Study) -> tuple[str, ...]:
     """The objective names of ``study`` (studies made before they were recorded: the defaults)."""
     names = study.metric_names
     return tuple(names) if names else OBJECTIVES
+
+
+#: Study user attribute: the hypervolume reference point fixed when the study was created,
+#: ``{"dice": 0.0, "gflops": G, "source": "..."}``.
+ATTR_HV_REFERENCE = "hv_reference"
+
+
+def hv_reference(attrs: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The fixed (GFLOPs, Dice) hypervolume reference a study recorded (``attrs``: its user
+    attributes); None for a study made before references were fixed (2026-12)."""
+    ref = attrs.get(ATTR_HV_REFERENCE)
+    if not isinstance(ref, Mapping) or "gflops" not in ref:
+        return None
+    return float(ref["gflops"]), float(ref.get("dice", 0.0))

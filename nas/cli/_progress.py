@@ -13,9 +13,10 @@ from studies import TrialRecord
 SHOWN_STATES = ("COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "REUSED")
 
 
-def progress_line(records: Sequence[TrialRecord], running: int) -> str:
-    """``running 2 · complete 5 · pruned 1 · ... · front 3 · HV 0.412 · best Dice 0.613``."""
-    summary = study_summary("", records)
+def progress_line(records: Sequence[TrialRecord], running: int, reference: tuple[float, float] | None = None) -> str:
+    """``running 2 · complete 5 · pruned 1 · ... · front 3 · HV 0.412 · best Dice 0.613`` (the
+    hypervolume above the study's fixed ``reference``, (GFLOPs, Dice))."""
+    summary = study_summary("", records, reference)
     parts = [f"running {running}"]
     parts += [f"{state.lower()} {summary.counts.get(state, 0)}" for state in SHOWN_STATES]
     parts.append(f"front {summary.pareto_size}")
@@ -31,10 +32,13 @@ class ProgressView:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream  # None: whatever sys.stdout is when a line is printed (Ray pickles this)
         self.lines = 0
+        #: The study's fixed hypervolume reference (GFLOPs, Dice), set once the study is open.
+        self.reference: tuple[float, float] | None = None
 
     def __getstate__(self) -> dict[str, object]:
-        return {"_stream": None, "lines": self.lines}
+        return {"_stream": None, "lines": self.lines, "reference": self.reference}
 
     def update(self, records: list[TrialRecord], running: int) -> None:
-        print("    " + progress_line(records, running), file=self._stream or sys.stdout, flush=True)
+        line = progress_line(records, running, self.reference)
+        print("    " + line, file=self._stream or sys.stdout, flush=True)
         self.lines += 1

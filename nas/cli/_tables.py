@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nas.cli._common import format_table
-from studies import OBJECTIVE_DIRECTIONS, TrialRecord, complete_records, pareto_records, state_counts
+from studies import (
+    CONFIRM_STAGE,
+    OBJECTIVE_DIRECTIONS,
+    TrialRecord,
+    complete_records,
+    pareto_records,
+    state_counts,
+    verdict,
+)
 
 #: Extra columns for objectives beyond Dice, GFLOPs and parameters.
 _MEASURED = {"latency": ("latency ms", "{:.2f}"), "memory": ("memory MiB", "{:.1f}")}
@@ -57,3 +65,64 @@ def counts_line(records: Sequence[TrialRecord]) -> str:
     counts = state_counts(records)
     parts = ", ".join(f"{state} {n}" for state, n in counts.items()) or "none"
     return f"{len(records)} trials: {parts}"
+
+
+def verdict_table(records: Sequence[TrialRecord]) -> str:
+    """The front over architectures: Dice as mean ± sd over seeds with its 95% interval and n, which
+    members are tied (their Dice interval overlaps a cheaper member's), what attention bought over a
+    no-attention twin, and the search-to-confirm rank correlation. Empty when nothing completed."""
+    result = verdict(records)
+    if not result.front:
+        return ""
+    costs = [n for n in result.objectives if OBJECTIVE_DIRECTIONS[n] == "minimize"]
+    labels = {a.spec_hash: a for a in result.architectures}
+    rows = []
+    for a in result.front:
+        interval = a.interval
+        if a.n < 2:
+            note = "n = 1: no interval"
+        elif a.tied_with is not None:
+            other = labels[a.tied_with]
+            note = f"tied with trial {other.trials[0]} ({other.label})"
+        else:
+            note = ""
+        rows.append(
+            (
+                ",".join(str(t) for t in a.trials),
+                f"{a.mean:.4f}",
+                "" if a.sd is None else f"{a.sd:.4f}",
+                "" if interval is None else f"[{interval[0]:.4f}, {interval[1]:.4f}]",
+                a.n,
+                *(_fmt(a.objectives.get(n), _COST_FORMATS[n]) for n in costs),
+                a.label,
+                note,
+            )
+        )
+    headers = ("trials", "dice", "sd", "95% interval", "n", *(_COST_HEADERS[n] for n in costs), "architecture", "")
+    where = (
+        "confirmed: front members and their no-attention twins trained again with fresh seeds"
+        if result.stage == CONFIRM_STAGE
+        else "search stage"
+    )
+    text = f"Front over architectures ({len(result.front)} of {len(result.architectures)}; {where}):\n"
+    text += format_table(headers, rows)
+    if result.twins:
+        text += "\nwhat the attention bought (member − its no-attention twin, Welch 95% interval):"
+        for t in result.twins:
+            span = "" if t.interval is None else f" [{t.interval[0]:+.4f}, {t.interval[1]:+.4f}]"
+            text += f"\n  {t.member.label}: {t.difference:+.4f}{span} vs {t.twin.label} ({t.resolved})"
+    if result.fidelity is not None:
+        text += (
+            f"\nfidelity: Spearman ρ {result.fidelity:+.2f} between the search's and the confirm stage's Dice "
+            f"ranking of {result.fidelity_pairs} architectures"
+        )
+    elif result.stage == CONFIRM_STAGE:
+        text += (
+            f"\nfidelity: {result.fidelity_pairs} architectures ran in both stages; "
+            "a rank correlation needs at least 3 with distinct Dice"
+        )
+    return text
+
+
+_COST_HEADERS = {"gflops": "GFLOPs", "params": "params", "latency": "latency ms", "memory": "memory MiB"}
+_COST_FORMATS = {"gflops": "{:.4f}", "params": "{:,.0f}", "latency": "{:.2f}", "memory": "{:.1f}"}

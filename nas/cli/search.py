@@ -17,8 +17,8 @@ from nas._search import run_search
 from nas._studyfile import parse_override, preset_names, search_config
 from nas.cli._common import env_default, non_negative_float, non_negative_int, positive_float, positive_int
 from nas.cli._progress import ProgressView
-from nas.cli._tables import counts_line, pareto_table
-from studies import parse_storage_url, redact
+from nas.cli._tables import counts_line, pareto_table, verdict_table
+from studies import hv_reference, load_study, open_storage, parse_storage_url, redact
 from trainers import LOSSES, OPTIMIZERS, SCHEDULES, DataError
 
 #: ``--flag`` → the study-file key it overrides (flags win over the file; NAS_* variables act as flags).
@@ -258,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
         # Only once the study exists: a search refused before that has nothing to resume.
         if args.study is None and not resumed:
             print(f"if this search stops, the same command with --study {config.study} resumes it", flush=True)
+        study = load_study(open_storage(config.storage, create=False), config.study)
+        view.reference = hv_reference(study.user_attrs)
 
     view = ProgressView()
     with _naming_the_flags(args), _naming_the_data_file(args):
@@ -273,6 +275,9 @@ def run(args: argparse.Namespace) -> int:
     if outcome.stopped_early and not outcome.interrupted:
         print(f"note: {outcome.stopped_early}")
     print(pareto_table(outcome.records))
+    shown = verdict_table(outcome.records)
+    if shown:
+        print(shown)
     print()
     print(f"study database: {outcome.storage}  (study name {outcome.study})")
     print(f"weights and Ray logs: {outcome.study_dir}")

@@ -10,8 +10,8 @@ from typing import Any
 from dashboards import study_summary
 from nas._resume import orphaned_running
 from nas.cli._common import add_storage
-from nas.cli._tables import counts_line, pareto_table
-from studies import TrialRecord, load_study, open_storage, records_frame, trial_records
+from nas.cli._tables import counts_line, pareto_table, verdict_table
+from studies import TrialRecord, hv_reference, load_study, open_storage, records_frame, trial_records
 
 FORMATS = ("table", "csv", "json")
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(records_frame(records).to_json(orient="records", indent=1) + "\n")
         return 0
-    summary = study_summary(study.study_name, records)
+    summary = study_summary(study.study_name, records, hv_reference(study.user_attrs))
     print(f"study {study.study_name}: {counts_line(records)}")
     if orphans:
         print(
@@ -63,4 +63,7 @@ def run(args: argparse.Namespace) -> int:
             f"below {gflops_ref:.4g} GFLOPs)"
         )
     print(pareto_table(records))
+    shown = verdict_table(records)
+    if shown:
+        print(shown)
     return 0
