@@ -92,6 +92,7 @@ def build(path: Path, epochs: int = TABLE_EPOCHS, concurrency: int = 2) -> Path:
             out_dir=Path(tmp) / "runs",
             keep_top=0,
             baselines=False,
+            confirm_members=0,  # one run per architecture: the table
         )
         start = time.perf_counter()
         outcome = nas.run_search(config, on_event=print)

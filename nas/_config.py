@@ -157,6 +157,9 @@ class SearchConfig:
     #: over architectures and their no-attention twins train again with ``confirm_seeds`` fresh seeds.
     confirm_members: int = 3
     confirm_seeds: int = 3
+    #: The confirm stage runs only when the search's budget is at least this many trials: below
+    #: that the front is little more than the baselines, and confirming it would cost more than the search.
+    confirm_min_trials: int = 10
     #: Weights every trial starts from (a study file's ``train.init`` and ``train.init_map``).
     init: InitSource | None = None
 
@@ -187,6 +190,10 @@ class SearchConfig:
         if not isinstance(self.confirm_seeds, int) or self.confirm_seeds < 2:
             raise ConfigError(
                 f"confirm.seeds: {self.confirm_seeds!r} is not valid; expected an integer ≥ 2 (an interval needs two)"
+            )
+        if not isinstance(self.confirm_min_trials, int) or self.confirm_min_trials < 1:
+            raise ConfigError(
+                f"confirm.min_trials: {self.confirm_min_trials!r} is not valid; expected a positive integer"
             )
         if not isinstance(self.replicates, int) or self.replicates < 1:
             raise ConfigError(f"sampler.replicates: {self.replicates!r} is not valid; expected a positive integer")
@@ -237,7 +244,11 @@ class SearchConfig:
             # What a rerun of a trial reproduces (REUSED trials rest on it): trials on a GPU when asked for.
             "determinism": determinism_note(torch.device("cuda" if self.gpus_per_trial > 0 else "cpu")),
             "trial_budget": self.trials,
-            "confirm": {"members": self.confirm_members, "seeds": self.confirm_seeds},
+            "confirm": {
+                "members": self.confirm_members,
+                "seeds": self.confirm_seeds,
+                "min_trials": self.confirm_min_trials,
+            },
             "fidelity": {
                 "epochs": self.train.epochs,
                 "grace_period": self.grace_period,

@@ -732,7 +732,8 @@ def run_search(
         if left:
             interrupted = fit(searcher, scheduler, left, config.study)
         search_done = spent_trials(trial_records(study)) >= budget or searcher.exhausted
-        if config.confirm_members and search_done and not interrupt.is_set():
+        confirming = config.confirm_members > 0 and budget >= config.confirm_min_trials
+        if confirming and search_done and not interrupt.is_set():
             confirm = StudySearch(
                 define_by_run=DefineByRun(config.space, context, replicates=config.replicates),
                 storage=storage,

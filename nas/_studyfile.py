@@ -85,6 +85,8 @@ class ConfirmSection(_Section):
 
     members: int = Field(default=3, ge=0)
     seeds: int = Field(default=3, ge=2)
+    #: Only when the search's budget is at least this many trials.
+    min_trials: int = Field(default=10, ge=1)
 
 
 class ResourcesSection(_Section):
@@ -443,6 +445,7 @@ def search_config(
             promotion=file.fidelity.promotion,
             confirm_members=file.confirm.members,
             confirm_seeds=file.confirm.seeds,
+            confirm_min_trials=file.confirm.min_trials,
             baselines=file.baselines,
             objectives=tuple(file.objectives),
         )

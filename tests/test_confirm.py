@@ -103,6 +103,7 @@ def test_the_cli_search_confirms_its_front_and_shows_the_verdict(tmp_path: Path)
         sys.executable, "-m", "nas", "search", "--trials", "4", "--epochs", "2", "--image-size", "32",
         "--train-images", "8", "--val-images", "8", "--storage", db, "--out-dir", str(tmp_path / "runs"),
         "--study", "confirmed", "--set", "confirm.members=2", "--set", "confirm.seeds=2",
+        "--set", "confirm.min_trials=4",
     ]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -128,4 +129,4 @@ def test_the_cli_search_confirms_its_front_and_shows_the_verdict(tmp_path: Path)
         [sys.executable, "-m", "nas", "status", "confirmed", "--storage", db], capture_output=True, text=True
     )
     assert "95% interval" in status.stdout and "(n 2)" not in status.stderr
-    assert json.loads(json.dumps(study.user_attrs["confirm"])) == {"members": 2, "seeds": 2}
+    assert json.loads(json.dumps(study.user_attrs["confirm"])) == {"members": 2, "seeds": 2, "min_trials": 4}

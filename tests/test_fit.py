@@ -100,3 +100,33 @@ def test_bad_training_input_is_one_line(
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (in_tmp_cwd / "trained").exists()  # nothing trained, nothing written
+
+
+def test_nas_retrain_trains_with_the_study_recipe_unless_told_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'nas.db'}"
+    study = make_study(open_storage(storage, create=True), "s", weights_dir=tmp_path)
+    recipe = {"loss": "focal", "optimizer": "sgd", "lr": 0.0123, "schedule": "poly", "batch_size": 4, "epochs": 3}
+    study.set_user_attr("train", {**recipe, "threads_per_trial": 1, "some_future_field": 1})
+    export = tmp_path / "export"
+    assert main(["export", "s", "--trial", "1", "--storage", storage, "-o", str(export)]) == 0
+    assert main(["retrain", str(export), "--epochs", "1", "-o", str(tmp_path / "a")]) == 0
+    assert "the study recipe: loss focal, sgd lr 0.0123, poly schedule, batch 4" in capsys.readouterr().out
+    used = json.loads((tmp_path / "a" / "metrics.json").read_text())["train"]
+    assert {k: used[k] for k in ("loss", "optimizer", "lr", "schedule", "batch_size")} == {
+        k: v for k, v in recipe.items() if k != "epochs"
+    }
+    assert used["epochs"] == 1  # retrain's own budget, not the search's
+    given = ["--epochs", "1", "--lr", "0.002", "--loss", "dice_ce", "--wall-time", "1h", "-o", str(tmp_path / "b")]
+    assert main(["retrain", str(export), *given]) == 0
+    used = json.loads((tmp_path / "b" / "metrics.json").read_text())["train"]
+    assert (used["lr"], used["loss"], used["optimizer"], used["time_budget_s"]) == (0.002, "dice_ce", "sgd", 3600.0)
+
+
+def test_a_bad_wall_time_is_one_line(in_tmp_cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(in_tmp_cwd / "arch.json", ArchSpec(channels=(8, 16)).to_dict())
+    code = main(["train", "arch.json", "--wall-time", "soon"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--wall-time: 'soon' is not valid" in err and len(err.strip().splitlines()) == 1
+    assert not (in_tmp_cwd / "trained").exists()

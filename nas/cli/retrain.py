@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from nas._config import data_config
-from nas.cli.train import add_training_options, fit_and_print, load_spec
+from nas.cli.train import add_training_options, fit_and_print, load_spec, recipe_of, train_config
 from studies import ARCH_FILE, METRICS_FILE, ExportError
 from trainers import TTA_MODES, DataError, data_config_from_dict
 
@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("retrain", help="retrain an exported architecture at full budget, with a test set")
     p.add_argument("export", type=Path, help="a directory written by nas export")
     p.add_argument("-o", "--out", type=Path, default=None, help="output directory (default EXPORT/retrained)")
-    add_training_options(p, epochs=50, data_default="study", tta_default="study")
+    add_training_options(p, epochs=50, data_default="study", tta_default="study", recipe_default="study")
     p.set_defaults(handler=run)
 
 
@@ -36,8 +36,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         data = data_config(args.data, n_test=32, seed=args.seed)
     out = args.out or export / "retrained"
-    print(f"retraining {spec.short_label()} for {args.epochs} epochs on {data.to_dict().get('kind')} data", flush=True)
-    fit_and_print(spec, data, args, out)
+    recipe = (
+        recipe_of(_read_metrics(export, "pass the recipe options").get("train"))
+        if (export / METRICS_FILE).is_file()
+        else None
+    )
+    used = train_config(args, recipe)
+    print(
+        f"retraining {spec.short_label()} for {args.epochs} epochs on {data.to_dict().get('kind')} data "
+        f"({'the study' if recipe is not None else 'the default'} recipe: loss {used.loss}, {used.optimizer} "
+        f"lr {used.lr:g}, {used.schedule} schedule, batch {used.batch_size}"
+        + (f", at most {args.wall_time:.0f} s" if args.wall_time else "")
+        + ")",
+        flush=True,
+    )
+    fit_and_print(spec, data, args, out, recipe)
     return 0
 
 

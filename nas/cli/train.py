@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,30 @@ from search_spaces import ArchSpec, SpecError
 from trainers import LOSSES, OPTIMIZERS, SCHEDULES, TTA_MODES, TrainConfig
 
 
+def duration(text: str) -> float:
+    """Seconds from ``3600``, ``90s``, ``30m`` or ``2h`` (argparse type)."""
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected seconds > 0 or a duration such as 90m or 2h")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+
+#: The recipe options whose default, with ``recipe_default="study"``, is what the study trained with.
+RECIPE_OPTIONS = ("batch_size", "lr", "loss", "optimizer", "schedule", "grad_clip")
+
+
 def add_training_options(
-    p: argparse.ArgumentParser, *, epochs: int, data_default: str | None = None, tta_default: str | None = None
+    p: argparse.ArgumentParser,
+    *,
+    epochs: int,
+    data_default: str | None = None,
+    tta_default: str | None = None,
+    recipe_default: str | None = None,
 ) -> None:
-    """The options ``nas train`` and ``nas retrain`` share (``"study"`` defaults: what the study used)."""
+    """The options ``nas train`` and ``nas retrain`` share (``"study"`` defaults: what the study used;
+    with ``recipe_default="study"`` the recipe options left out are the study's, see ``train_config``)."""
     p.add_argument(
         "--data",
         default=data_default or env_default("data", "synthetic"),
@@ -24,13 +46,22 @@ def add_training_options(
         + ("; default: the data the study searched on" if data_default else ""),
     )
     recipe = TrainConfig()  # one set of defaults: what a search trains with
+    study = recipe_default == "study"  # None: the study's value, filled in by train_config
+    hint = "; default: what the study trained with" if study else ""
     p.add_argument("--epochs", type=positive_int, default=epochs)
-    p.add_argument("--batch-size", type=positive_int, default=recipe.batch_size)
-    p.add_argument("--lr", type=positive_float, default=recipe.lr)
-    p.add_argument("--loss", default=recipe.loss, choices=tuple(LOSSES))
-    p.add_argument("--optimizer", default=recipe.optimizer, choices=OPTIMIZERS)
-    p.add_argument("--schedule", default=recipe.schedule, choices=SCHEDULES)
-    p.add_argument("--grad-clip", type=positive_float, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None if study else recipe.batch_size, help=hint[2:])
+    p.add_argument("--lr", type=positive_float, default=None if study else recipe.lr, help=hint[2:])
+    p.add_argument("--loss", default=None if study else recipe.loss, choices=tuple(LOSSES), help=hint[2:])
+    p.add_argument("--optimizer", default=None if study else recipe.optimizer, choices=OPTIMIZERS, help=hint[2:])
+    p.add_argument("--schedule", default=None if study else recipe.schedule, choices=SCHEDULES, help=hint[2:])
+    p.add_argument("--grad-clip", type=positive_float, default=None, help=hint[2:])
+    p.add_argument(
+        "--wall-time",
+        type=duration,
+        default=None,
+        help="stop after the epoch during which this much training time has passed, e.g. 3600, 90m or 2h "
+        "(the best epoch's weights are kept)",
+    )
     p.add_argument(
         "--tta",
         default=tta_default or recipe.tta,
@@ -54,18 +85,29 @@ def add_training_options(
     )
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
+def train_config(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """The options given, over ``base`` (the study's recipe for ``nas retrain``; the defaults otherwise)."""
+    given = {name: getattr(args, name) for name in RECIPE_OPTIONS if getattr(args, name) is not None}
+    return dataclasses.replace(
+        base or TrainConfig(),
+        **given,
         epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        loss=args.loss,
-        optimizer=args.optimizer,
-        schedule=args.schedule,
-        grad_clip=args.grad_clip,
         seed=args.seed,
         tta=args.tta,
+        time_budget_s=args.wall_time,
     )
+
+
+def recipe_of(recorded: Any) -> TrainConfig:
+    """The training recipe a study recorded (its ``train`` attributes), as a ``TrainConfig``: fields
+    this version does not know are left out, fields added since take their defaults."""
+    if not isinstance(recorded, dict):
+        return TrainConfig()
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"epochs", "seed", "time_budget_s", "device"}
+    kept = {k: v for k, v in recorded.items() if k in known}
+    if not isinstance(kept.get("grad_clip"), int | float):
+        kept.pop("grad_clip", None)
+    return TrainConfig(**kept)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -97,12 +139,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def fit_and_print(spec: ArchSpec, data: Any, args: argparse.Namespace, out: Path) -> None:
-    """Train with the shared options of ``nas train``/``nas retrain``, showing progress, then the outcome."""
+def fit_and_print(
+    spec: ArchSpec, data: Any, args: argparse.Namespace, out: Path, recipe: TrainConfig | None = None
+) -> None:
+    """Train with the shared options of ``nas train``/``nas retrain`` (over ``recipe``), showing
+    progress, then the outcome."""
     outcome = fit_architecture(
         spec,
         data,
-        train_config(args),
+        train_config(args, recipe),
         out,
         init=args.init,
         init_prefix=args.init_prefix,
