@@ -130,3 +130,24 @@ def test_the_cli_search_confirms_its_front_and_shows_the_verdict(tmp_path: Path)
     )
     assert "95% interval" in status.stdout and "(n 2)" not in status.stderr
     assert json.loads(json.dumps(study.user_attrs["confirm"])) == {"members": 2, "seeds": 2, "min_trials": 4}
+
+
+def test_the_hypervolume_with_a_fixed_reference_never_falls() -> None:
+    from nas.cli._progress import progress_line
+    from studies import TrialRecord
+
+    def hv(line: str) -> float:
+        return float(re.search(r"HV ([0-9.e+-]+)", line).group(1))  # type: ignore[union-attr]
+
+    # The main job's first trials (before the reference was fixed its line read HV 0.00019, then
+    # 0.000084): the second dominates the first, and the moving reference (10% of the spread beyond
+    # the worst values seen) closes in on the front.
+    points = [(0.1526, 0.0127), (0.3433, 0.0125), (0.2685, 0.0193), (0.2311, 0.0132), (0.36, 0.0126)]
+    records = [
+        TrialRecord(number=i, state="COMPLETE", values=v, flops=int(v[1] * 1e9), spec_hash=str(i))
+        for i, v in enumerate(points)
+    ]
+    fixed = [hv(progress_line(records[: k + 1], 0, (0.03, 0.0))) for k in range(len(records))]
+    assert fixed == sorted(fixed) and fixed[-1] > fixed[0]
+    moving = [hv(progress_line(records[: k + 1], 0)) for k in range(len(records))]
+    assert moving != sorted(moving)  # what the fixed reference is for

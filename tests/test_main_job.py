@@ -28,6 +28,12 @@ def test_default_search_completes_with_a_report(tmp_path: Path) -> None:
     assert match, out
     name = match.group(1)
     study = load_study(open_storage("sqlite:///" + str(tmp_path / "nas.db"), create=False), name)
-    assert len(complete_records(trial_records(study))) >= 12
+    records = trial_records(study)
+    assert len(complete_records([r for r in records if r.stage == "search"])) >= 12
+    # The confirm stage ran by default: front members (and their twins) again with fresh seeds, and
+    # the front shown is the confirmed one, over architectures, with intervals.
+    confirmed = [r for r in complete_records(records) if r.stage == "confirm"]
+    assert confirmed and {r.seed for r in confirmed} == {1, 2, 3}
+    assert "Front over architectures" in out and "confirmed" in out and "95% interval" in out
     report = tmp_path / "nas-runs" / name / "report.html"
     assert report.is_file() and f"report: {report}" in out
