@@ -13,6 +13,7 @@ from studies._records import TrialRecord, pareto_records
 BASE_COLUMNS = (
     "number",
     "state",
+    "stage",
     "pareto",
     "dice",
     "gflops",
@@ -87,6 +88,7 @@ def records_frame(records: Sequence[TrialRecord]) -> pd.DataFrame:
         row: dict[str, Any] = {
             "number": r.number,
             "state": r.state,
+            "stage": r.stage,
             "pareto": r.number in front,
             "dice": r.dice,
             "gflops": r.gflops,

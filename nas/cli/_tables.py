@@ -8,6 +8,7 @@ from nas.cli._common import format_table
 from studies import (
     CONFIRM_STAGE,
     OBJECTIVE_DIRECTIONS,
+    SEARCH_STAGE,
     TrialRecord,
     complete_records,
     pareto_records,
@@ -24,6 +25,8 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def pareto_table(records: Sequence[TrialRecord]) -> str:
+    """The search stage's trials on the Pareto set (confirm-stage runs are in ``verdict_table``)."""
+    records = [r for r in records if r.stage == SEARCH_STAGE]
     front = pareto_records(records)
     done = complete_records(records)
     if not front:
