@@ -38,6 +38,7 @@ BENCHMARKS = (
     ("dashboard", "loading a 5,000-trial study, server side and in Chromium"),
     ("search_efficiency", "trials to a good front: NSGA-II, TPE and random on a tabular benchmark"),
     ("main_job", "the README's main job"),
+    ("gpu", "the GPU path: AMP/channels-last throughput, packed trials, kernels, memory (CUDA only)"),
 )
 
 

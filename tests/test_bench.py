@@ -22,6 +22,7 @@ SECTIONS = (
     "Dashboard",
     "Search efficiency (tabular benchmark)",
     "Main job",
+    "GPU path",
 )
 
 
@@ -55,6 +56,8 @@ def test_benchmark_harness_quick_mode_runs(tmp_path: Path) -> None:
     for title in SECTIONS:
         assert f"\n## {title}\n" in text, title
     assert "MONAI AttentionUnet (reference)" in text and "joint pwa_first/separate" in text
+    # Without CUDA the GPU benchmark's smoke run says so: no CPU figure passes for a GPU one.
+    assert "CPU (smoke run: these are not GPU figures)" in text and "pam (SDPA, query/key padded to C)" in text
     assert "- command: `python bench/run.py --quick`" in text and "- machine: " in text
 
 
@@ -87,3 +90,10 @@ def test_simulated_search_counts_only_new_architectures(monkeypatch: pytest.Monk
         assert all(a <= b + 1e-12 for a, b in zip(run.hypervolumes, run.hypervolumes[1:], strict=False))
     # The baselines go first: the first trial ours trains is U-Net without attention.
     assert rows[ours.trained[0]].label.startswith("none unet ")
+
+
+def test_the_gpu_benchmark_measures_nothing_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = load_bench("gpu", monkeypatch)
+    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
+    section = gpu.measure(quick=False)
+    assert "Not measured: this machine has no CUDA device" in section.body and not section.headlines
