@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search_spaces import ArchSpec, SampleContext, SearchSpace, sample_spec
+from search_spaces import ArchSpec, SampleContext, SearchSpace, replay_spec
 from studies import (
     ATTR_SEED,
     ATTR_SPEC_HASH,
@@ -44,19 +44,6 @@ class ConfirmPoint:
     role: str
 
 
-class _Replay:
-    """A ``TrialLike`` answering each choice by ``pick(name, choices)``, recording the parameters."""
-
-    def __init__(self, pick: Any) -> None:
-        self.pick = pick
-        self.params: dict[str, Any] = {}
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        value = self.pick(name, list(choices))
-        self.params[name] = value
-        return value
-
-
 def replay(
     space: SearchSpace, context: SampleContext, params: dict[str, Any], *, no_attention: bool = False
 ) -> tuple[dict[str, Any], ArchSpec]:
@@ -69,9 +56,7 @@ def replay(
         value = params.get(name)
         return value if value in choices else choices[0]
 
-    recorder = _Replay(pick)
-    spec = sample_spec(recorder, space, context)
-    return recorder.params, spec
+    return replay_spec(space, context, pick)
 
 
 def spread(front: Sequence[ArchitectureResult], members: int) -> list[ArchitectureResult]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ from search_spaces import (
     block_info,
     build_model,
     enumerate_specs,
-    sample_spec,
+    replay_spec,
 )
 from studies import (
     ATTR_HV_REFERENCE,
@@ -292,16 +293,10 @@ def _progress_callback(
     return _Progress()
 
 
-class _Pinned:
-    """A ``TrialLike`` that answers the pinned choices and takes the first of every other."""
-
-    def __init__(self, pinned: dict[str, Any]) -> None:
-        self.pinned = pinned
-
-    def suggest_categorical(self, name: str, choices: Any) -> Any:
-        value = self.pinned.get(name)
-        options = list(choices)
-        return value if value in options else options[0]
+def _pinned(fixed: dict[str, Any], name: str, choices: list[Any]) -> Any:
+    """The pinned choice where there is one and the space has it, else the first."""
+    value = fixed.get(name)
+    return value if value in choices else choices[0]
 
 
 def check_init(config: SearchConfig, context: SampleContext) -> dict[str, Any]:
@@ -315,7 +310,8 @@ def check_init(config: SearchConfig, context: SampleContext) -> dict[str, Any]:
     for backbone in space.backbones:
         for width in space.base_widths:
             pinned = {"backbone": backbone, "backbone.depth": max(space.depths), "backbone.base_width": width}
-            spec = sample_spec(_Pinned({**pinned, "attention.block": "none", "extra.block": "none"}), space, context)
+            fixed = {**pinned, "attention.block": "none", "extra.block": "none"}
+            _, spec = replay_spec(space, context, functools.partial(_pinned, fixed))
             try:
                 with torch.device("meta"):  # names and shapes only
                     own = build_model(spec).state_dict()
@@ -482,7 +478,7 @@ def hv_reference(config: SearchConfig, context: SampleContext, input_shape: tupl
                 return choices[-1]  # deepest, widest, every site and level (subsets are listed smallest first)
 
             try:
-                spec = sample_spec(_Picked(pick), config.space, context)
+                _, spec = replay_spec(config.space, context, pick)
                 worst = max(worst, count_flops(build_model(spec), input_shape) / 1e9)
             except Exception as exc:  # a combination the space cannot build is not a candidate
                 logger.info("hypervolume reference: skipped %s/%s (%s)", backbone, block, exc)
@@ -491,16 +487,6 @@ def hv_reference(config: SearchConfig, context: SampleContext, input_shape: tupl
         "gflops": HV_MARGIN * worst if worst > 0 else 1.0,
         "source": f"{HV_MARGIN:g} x the estimated GFLOPs of the space's most expensive candidate",
     }
-
-
-class _Picked:
-    """A ``TrialLike`` answering each choice by ``pick(name, choices)``."""
-
-    def __init__(self, pick: Callable[[str, list[Any]], Any]) -> None:
-        self.pick = pick
-
-    def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self.pick(name, list(choices))
 
 
 def _plan_confirm_stage(
@@ -672,18 +658,22 @@ def run_search(
                 + (f", {len(points)} enqueued first" if points and not resumed else "")
             )
 
-        searcher = StudySearch(
-            define_by_run=DefineByRun(config.space, context, replicates=config.replicates),
-            storage=storage,
-            study_name=config.study,
-            sampler=make_sampler(config),
-            epochs=config.train.epochs,
-            keep_top=config.keep_top,
-            trial_budget=budget,
-            screen=Screen(config.constraints, data.input_shape),
-            seed=config.train.seed,
-            objectives=config.objectives,
-        )
+        def stage_searcher(**stage: Any) -> StudySearch:
+            """The searcher of one stage: ``trial_budget`` for the search, ``only_enqueued`` to confirm."""
+            return StudySearch(
+                define_by_run=DefineByRun(config.space, context, replicates=config.replicates),
+                storage=storage,
+                study_name=config.study,
+                sampler=make_sampler(config),
+                epochs=config.train.epochs,
+                keep_top=config.keep_top,
+                screen=Screen(config.constraints, data.input_shape),
+                seed=config.train.seed,
+                objectives=config.objectives,
+                **stage,
+            )
+
+        searcher = stage_searcher(trial_budget=budget)
         scheduler = None
         if config.grace_period is not None:
             # Decisions at rungs before the last epoch only: a trial that reaches the end always sends
@@ -734,18 +724,7 @@ def run_search(
         search_done = spent_trials(trial_records(study)) >= budget or searcher.exhausted
         confirming = config.confirm_members > 0 and budget >= config.confirm_min_trials
         if confirming and search_done and not interrupt.is_set():
-            confirm = StudySearch(
-                define_by_run=DefineByRun(config.space, context, replicates=config.replicates),
-                storage=storage,
-                study_name=config.study,
-                sampler=make_sampler(config),
-                epochs=config.train.epochs,
-                keep_top=config.keep_top,
-                screen=Screen(config.constraints, data.input_shape),
-                seed=config.train.seed,
-                objectives=config.objectives,
-                only_enqueued=True,
-            )
+            confirm = stage_searcher(only_enqueued=True)
             todo = _plan_confirm_stage(config, study, context, on_event)
             if todo:
                 interrupted += fit(confirm, None, todo, f"{config.study}-confirm")

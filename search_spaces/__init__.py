@@ -27,6 +27,7 @@ from search_spaces._space import (
     distinct_mechanisms,
     enumerate_specs,
     level_subsets,
+    replay_spec,
     sample_spec,
 )
 from search_spaces._spec import SCHEMA_VERSION, ArchSpec, AttentionSpec
@@ -59,5 +60,6 @@ __all__ = [
     "register_backbone",
     "register_block",
     "register_preset",
+    "replay_spec",
     "sample_spec",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -511,6 +511,16 @@ class _Replay:
         value = self.pick(name, list(choices))
         self.params[name] = value
         return value
+
+
+def replay_spec(
+    space: SearchSpace, context: SampleContext | None, pick: Callable[[str, list[Any]], Any]
+) -> tuple[dict[str, Any], ArchSpec]:
+    """The spec ``sample_spec`` builds when each choice is answered by ``pick(name, choices)``, and
+    the parameters it asked for (what a sampler would suggest to get that spec)."""
+    replay = _Replay(pick)
+    spec = sample_spec(replay, space, context)
+    return replay.params, spec
 
 
 def enumerate_specs(

@@ -68,6 +68,14 @@ def _result(dice: float, gflops: float, epoch: int = 1) -> dict:
 SCENARIO = [("big1", 0.80, 10.0), ("big2", 0.82, 10.0), ("big3", 0.81, 10.0), ("cheap", 0.60, 0.5)]
 
 
+def _asha() -> ASHAScheduler:
+    """Ray's Dice-only ASHA as the search configured it before (stop_last_trials off)."""
+    return ASHAScheduler(
+        time_attr="epoch", metric="val_dice", mode="max", max_t=9, grace_period=1, reduction_factor=3,
+        stop_last_trials=False,
+    )  # fmt: skip
+
+
 def _decisions(scheduler: TrialScheduler) -> dict[str, str]:
     out = {}
     for name, dice, gflops in SCENARIO:
@@ -79,15 +87,7 @@ def _decisions(scheduler: TrialScheduler) -> dict[str, str]:
 
 
 def test_dice_only_asha_stops_the_cheap_front_member_and_ours_keeps_it() -> None:
-    asha = ASHAScheduler(
-        time_attr="epoch",
-        metric="val_dice",
-        mode="max",
-        max_t=9,
-        grace_period=1,
-        reduction_factor=3,
-        stop_last_trials=False,
-    )
+    asha = _asha()
     assert _decisions(asha)["cheap"] == TrialScheduler.STOP
     ours = MultiObjectiveASHA(
         time_attr="epoch", metrics=["val_dice", "gflops"], modes=["max", "min"], max_t=9, grace_period=1
@@ -101,15 +101,7 @@ def test_dice_only_asha_stops_the_cheap_front_member_and_ours_keeps_it() -> None
 
 
 def _decisions_asha_big3() -> str:
-    asha = ASHAScheduler(
-        time_attr="epoch",
-        metric="val_dice",
-        mode="max",
-        max_t=9,
-        grace_period=1,
-        reduction_factor=3,
-        stop_last_trials=False,
-    )
+    asha = _asha()
     return _decisions(asha)["big3"]
 
 
