@@ -8,6 +8,7 @@ dashboard costs one cheap query per refresh, and a running search shows up withi
 from __future__ import annotations
 
 import base64
+import gzip
 import html as html_text
 import json
 import logging
@@ -25,8 +26,9 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dash_table, dcc, html
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from dashboards._diagram import diagram_data, diagram_svg
+from dashboards._diagram import diagram_data, diagram_svg, warm_up
 from dashboards._figures import (
+    PARETO_HEIGHT,
     ablation_figure,
     hypervolume_figure,
     learning_curve_figure,
@@ -36,6 +38,7 @@ from dashboards._figures import (
 from dashboards._views import (
     CATEGORIES,
     OBJECTIVES,
+    STATES,
     ablation_data,
     empty_reason,
     front_data,
@@ -51,7 +54,9 @@ from studies import StudyError, StudyReader, TrialRecord, state_counts
 logger = logging.getLogger(__name__)
 
 _TABLE_STYLE = {"fontFamily": "system-ui, sans-serif", "fontSize": "13px", "textAlign": "left", "padding": "3px"}
-_OPTIONAL_STATES = ("PRUNED", "FAIL", "RUNNING")
+_FRONT_CONTROLS = {"display": "flex", "flexWrap": "wrap", "alignItems": "end"}
+_COPY_STYLE = {"display": "inline-block", "marginLeft": "6px", "cursor": "pointer", "fontSize": "16px"}
+_OPTIONAL_STATES = ("REUSED", "INFEASIBLE", "PRUNED", "FAIL", "RUNNING")
 
 
 def _empty(text: str = "", height: int = 320) -> go.Figure:
@@ -114,6 +119,7 @@ def create_app(
     (pass it with any password hidden)."""
     app = dash.Dash(__name__, title="attention-nas dashboard", update_title="")
     memo = _Memo()
+    warming = threading.Event()
     names = reader.study_names()
     initial = [study] if study else names[-1:]
     for name in initial:  # read now, so the first page view finds the cache warm
@@ -153,14 +159,26 @@ def create_app(
                 children=[
                     html.Div(
                         [
-                            dcc.Graph(id="pareto", style={"flex": "3"}, config={"displaylogo": False}),
+                            # Fixed heights, side by side: a click fills the panel (scrolling inside
+                            # it) and never moves the plot or what follows it.
+                            dcc.Graph(
+                                id="pareto",
+                                style={"flex": "3 1 600px", "height": f"{PARETO_HEIGHT}px"},
+                                config={"displaylogo": False, "responsive": True},
+                            ),
                             html.Div(
                                 id="detail",
                                 children=html.P("Click a point to see its architecture."),
-                                style={"flex": "2", "minWidth": "380px", "paddingLeft": "12px"},
+                                style={
+                                    "flex": "2 1 380px",
+                                    "height": f"{PARETO_HEIGHT}px",
+                                    "overflowY": "auto",
+                                    "paddingLeft": "12px",
+                                    "boxSizing": "border-box",
+                                },
                             ),
                         ],
-                        style={"display": "flex", "flexWrap": "wrap"},
+                        style={"display": "flex", "alignItems": "flex-start"},
                     ),
                     dcc.Graph(id="hypervolume"),
                 ],
@@ -181,8 +199,8 @@ def create_app(
                 children=[
                     dcc.Checklist(
                         id="table-states",
-                        options=["COMPLETE", *_OPTIONAL_STATES, "WAITING"],
-                        value=["COMPLETE", *_OPTIONAL_STATES],
+                        options=list(STATES),
+                        value=[s for s in STATES if s != "WAITING"],
                         inline=True,
                     ),
                     dash_table.DataTable(  # type: ignore[attr-defined]
@@ -208,6 +226,7 @@ def create_app(
             dcc.Store(id="list-key"),
             dcc.Store(id="front-key"),
             dcc.Store(id="view-key"),
+            dcc.Store(id="zoom"),
             html.H1("attention-nas: studies", style={"marginBottom": "4px"}),
             html.Div(f"storage {storage_label} · refreshes every {refresh_s:g} s", style={"color": "#666"}),
             html.Div(id="banner", role="alert", style={"color": "#a00", "margin": "8px 0"}),
@@ -230,13 +249,21 @@ def create_app(
                         "studies (two or more overlay their fronts)",
                         dcc.Dropdown(id="studies", options=names, value=initial, multi=True),
                     ),
-                    _control("x axis", dcc.Dropdown(id="x", options=_options(OBJECTIVES), value="gflops")),
-                    _control("y axis", dcc.Dropdown(id="y", options=_options(OBJECTIVES), value="dice")),
-                    _control("colour by", dcc.Dropdown(id="color-by", options=_cat_options(), value="block")),
-                    _control("symbol by", dcc.Dropdown(id="symbol-by", options=_cat_options(), value="placement")),
-                    _control(
-                        "also show",
-                        dcc.Checklist(id="show-states", options=list(_OPTIONAL_STATES), value=[], inline=True),
+                    html.Div(  # what only the Pareto tab uses: hidden on the other tabs
+                        [
+                            _control("x axis", dcc.Dropdown(id="x", options=_options(OBJECTIVES), value="gflops")),
+                            _control("y axis", dcc.Dropdown(id="y", options=_options(OBJECTIVES), value="dice")),
+                            _control("colour by", dcc.Dropdown(id="color-by", options=_cat_options(), value="block")),
+                            _control(
+                                "symbol by", dcc.Dropdown(id="symbol-by", options=_cat_options(), value="placement")
+                            ),
+                            _control(
+                                "also show",
+                                dcc.Checklist(id="show-states", options=list(_OPTIONAL_STATES), value=[], inline=True),
+                            ),
+                        ],
+                        id="front-controls",
+                        style=_FRONT_CONTROLS,
                     ),
                 ],
                 style={"display": "flex", "flexWrap": "wrap", "alignItems": "end", "margin": "16px 0"},
@@ -271,8 +298,11 @@ def create_app(
         Input("tick", "n_intervals"),
         State("list-key", "data"),
     )
-    def refresh(_: int | None, previous: Any) -> Any:
+    def refresh(ticks: int | None, previous: Any) -> Any:
         started = time.perf_counter()
+        if ticks and not warming.is_set():  # the page is up: now load the diagrams' registry (torch)
+            warming.set()
+            threading.Thread(target=warm_up, name="nas-dashboard-warm-up", daemon=True).start()
         try:
             available = reader.study_names()
             loaded = load(available)
@@ -314,6 +344,7 @@ def create_app(
         Input("symbol-by", "value"),
         Input("show-states", "value"),
         State("front-key", "data"),
+        State("zoom", "data"),
     )
     def front_view(
         _: int | None,
@@ -324,6 +355,7 @@ def create_app(
         symbol_by: str,
         show: list[str],
         previous: Any,
+        zoom: dict[str, Any] | None,
     ) -> Any:
         started = time.perf_counter()
         if not selected:
@@ -351,7 +383,10 @@ def create_app(
                 " ".join(reasons),
             )
 
-        out = (*memo.get(["front", selected, key], build), None, key)
+        front, *rest = memo.get(["front", selected, key], build)
+        if dash.ctx.triggered_id in ("tick", "show-states") and zoom and zoom.get("axes") == [x, y]:
+            front = _zoomed(front, zoom)
+        out = (front, *rest, None, key)
         logger.debug("front of %s built in %.3f s", selected, time.perf_counter() - started)
         return out
 
@@ -380,12 +415,45 @@ def create_app(
             return blank, blank, [], key
         records = loaded.records[selected[0]]
         if view == "ablation":
-            figure = memo.get(["ablation", selected, key], lambda: ablation_figure(ablation_data(records)))
+            keys = sorted({r.block for r in records})  # the front's colours (colour by attention type)
+            figure = memo.get(
+                ["ablation", selected, key], lambda: ablation_figure(ablation_data(records), colours=keys)
+            )
             return figure, dash.no_update, dash.no_update, key
         if view == "parallel":
             figure = memo.get(["parallel", selected, key], lambda: parallel_figure(parallel_data(records)))
             return dash.no_update, figure, dash.no_update, key
         return dash.no_update, dash.no_update, trial_rows(records, states or ()), key
+
+    @app.callback(Output("front-controls", "style"), Input("view", "value"))
+    def front_controls(view: str) -> dict[str, str]:
+        return _FRONT_CONTROLS if view == "front" else {**_FRONT_CONTROLS, "display": "none"}
+
+    @app.callback(
+        Output("zoom", "data"),
+        Input("pareto", "relayoutData"),
+        State("x", "value"),
+        State("y", "value"),
+        State("zoom", "data"),
+        prevent_initial_call=True,
+    )
+    def remember_zoom(event: dict[str, Any] | None, x: str, y: str, previous: dict[str, Any] | None) -> Any:
+        """The user's zoom, for the axes it was made on: a refresh redraws the figure with it.
+
+        Plotly's ``uirevision`` should keep it, but dcc.Graph's redraw drops it (the browser test
+        of a refresh catches this), so the app carries it itself."""
+        if not event:
+            return dash.no_update
+        zoom = dict(previous) if previous and previous.get("axes") == [x, y] else {"axes": [x, y]}
+        for axis in ("xaxis", "yaxis"):
+            low, high = event.get(f"{axis}.range[0]"), event.get(f"{axis}.range[1]")
+            if event.get(f"{axis}.autorange"):
+                zoom.pop(axis, None)
+            elif low is not None and high is not None:
+                zoom[axis] = [low, high]
+            elif isinstance(event.get(f"{axis}.range"), list):
+                zoom[axis] = list(event[f"{axis}.range"])
+        return zoom
 
     @app.callback(Output("detail", "children"), Input("pareto", "clickData"), prevent_initial_call=True)
     def detail(click: dict[str, Any] | None) -> Any:
@@ -403,14 +471,33 @@ def create_app(
             return html.P(f"Trial {number} is no longer in study {study!r}.")
         info = trial_detail(study, match[0], storage_label)
         return [
-            html.H3([f"Trial {number} of {study}: ", html.Code(info.label)], id="detail-title"),
+            html.H3([f"Trial {number} of {study}: ", html.Code(info.label)], id="detail-title", style={"marginTop": 0}),
+            html.Div(  # first, so that it is in view beside the plot without scrolling
+                [
+                    "Export it: ",
+                    html.Code(info.export_command, id="export-command"),
+                    dcc.Clipboard(target_id="export-command", title="copy", id="copy-export", style=_COPY_STYLE),
+                ],
+                style={"marginBottom": "8px"},
+            ),
             _svg_image(dict(info.spec)) if info.spec else html.P("This trial recorded no architecture."),
             html.Table([html.Tr([html.Th(k), html.Td(v)]) for k, v in info.metrics], style=_TABLE_STYLE),
-            dcc.Graph(figure=learning_curve_figure(info), id="learning-curve"),
-            html.P(["Export it: ", html.Code(info.export_command, id="export-command")]),
+            dcc.Graph(figure=learning_curve_figure(info), id="learning-curve", style={"height": "300px"}),
         ]
 
     return app
+
+
+def _zoomed(figure: Any, zoom: dict[str, Any]) -> Any:
+    """``figure`` (shared by the memo: not modified) with the user's axis ranges, as a plain dict."""
+    if not isinstance(figure, go.Figure) or not any(a in zoom for a in ("xaxis", "yaxis")):
+        return figure
+    plain = figure.to_plotly_json()
+    layout = dict(plain["layout"])
+    for axis in ("xaxis", "yaxis"):
+        if axis in zoom:
+            layout[axis] = {**layout.get(axis, {}), "range": zoom[axis], "autorange": False}
+    return {"data": plain["data"], "layout": layout}
 
 
 def _options(objectives: dict[str, Any]) -> list[dict[str, str]]:
@@ -419,6 +506,65 @@ def _options(objectives: dict[str, Any]) -> list[dict[str, str]]:
 
 def _cat_options() -> list[dict[str, str]]:
     return [{"label": label, "value": name} for name, (label, _) in CATEGORIES.items()]
+
+
+#: Content types worth compressing (plotly.js is 4.8 MB as Dash serves it, 1.4 MB gzipped).
+_COMPRESSIBLE = ("application/javascript", "text/javascript", "application/json", "text/html", "text/css")
+
+
+class GzipMiddleware:
+    """gzip for every text response the browser accepts it for; fingerprinted bundles compressed once.
+
+    Dash serves its JavaScript uncompressed (``compress=True`` needs flask-compress, which we do not
+    depend on): 6.5 MB on a first visit, where 2 MB do.
+    """
+
+    def __init__(self, app: Callable[..., Any], *, minimum: int = 1024) -> None:
+        self._app = app
+        self._minimum = minimum
+        self._bundles: dict[str, tuple[str, list[tuple[str, str]], bytes]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if "gzip" not in environ.get("HTTP_ACCEPT_ENCODING", "") or environ.get("REQUEST_METHOD") == "HEAD":
+            return self._app(environ, start_response)
+        key = environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")
+        bundle = key.startswith("/_dash-component-suites/") and environ.get("REQUEST_METHOD") == "GET"
+        if bundle and key in self._bundles:
+            status, headers, body = self._bundles[key]
+            start_response(status, headers)
+            return [body]
+        captured: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured["status"], captured["headers"] = status, headers
+            return chunks.append
+
+        result = self._app(environ, capture)
+        try:
+            chunks.extend(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        status, headers = captured["status"], list(captured["headers"])
+        body = b"".join(chunks)
+        names = {k.lower(): v for k, v in headers}
+        ctype = names.get("content-type", "").split(";")[0].strip()
+        if (
+            status.startswith("200")
+            and ctype in _COMPRESSIBLE
+            and "content-encoding" not in names
+            and len(body) >= self._minimum
+        ):
+            body = gzip.compress(body, compresslevel=6)
+            headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "vary")]
+            headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding"), ("Content-Length", str(len(body)))]
+            if bundle:
+                with self._lock:
+                    self._bundles[key] = (status, headers, body)
+        start_response(status, headers)
+        return [body]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -444,7 +590,12 @@ class DashboardServer:
             raise
         bound = self._socket.getsockname()[1]
         self._server: BaseWSGIServer = make_server(
-            host, bound, app.server, threaded=True, request_handler=_QuietHandler, fd=self._socket.fileno()
+            host,
+            bound,
+            GzipMiddleware(app.server.wsgi_app),
+            threaded=True,
+            request_handler=_QuietHandler,
+            fd=self._socket.fileno(),
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="nas-dashboard", daemon=True)
 

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from search_spaces import SpecError, block_info
-
 _ROW = 54  # vertical distance between resolution levels
 _TOP = 58
 _BOX_W, _BOX_H = 120, 30
@@ -89,8 +87,18 @@ def _badge_text(attention: Mapping[str, Any]) -> str:
     return block
 
 
+def warm_up() -> None:
+    """Import the block registry now (it imports torch: seconds), so that the first diagram is quick.
+
+    Imported on first use rather than with this module: reading and plotting a study needs no torch,
+    and the dashboard server answers its first request before torch could even be imported."""
+    import search_spaces  # noqa: F401
+
+
 def _gated(attention: Mapping[str, Any]) -> bool:
     """Whether the block takes the coarser decoder feature as a gating signal."""
+    from search_spaces import SpecError, block_info
+
     try:
         info = block_info(str(attention.get("block", "none")))
     except (SpecError, KeyError, ValueError):

@@ -11,11 +11,20 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from dashboards._views import AblationFacet, Axis, FrontData, HypervolumeCurve, Point, TrialDetail
+from dashboards._views import CATEGORIES, AblationFacet, Axis, FrontData, HypervolumeCurve, Point, TrialDetail
 
 #: Trace names the browser tests and the report's click handler look for.
 FRONT_TRACE = "Pareto set"
 STAIRCASE_TRACE = "Pareto front"
+#: The ring beneath each front member (no hover): its legend entry stands for the front.
+FRONT_RING = "on the Pareto front"
+#: Every clickable marker of the scatter has this size (see ``pareto_figure`` for why).
+MARKER_SIZE = 9
+RING_SIZE = 17
+#: The scatter's fixed height in px: the page beside and below it never moves when a point is clicked.
+PARETO_HEIGHT = 560
+#: States drawn with their symbol: they have objective values (the others are an ×).
+_COMPLETE_LIKE = ("COMPLETE", "REUSED")
 _PALETTE = qualitative.Plotly + qualitative.D3
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "pentagon", "hexagon", "triangle-down")
 #: Above this many points the scatter is drawn with WebGL. Below it SVG is faster: a 5,000-trial page
@@ -76,7 +85,15 @@ def _staircase(front: Sequence[Point]) -> tuple[list[float], list[float]]:
 
 def pareto_figure(data: FrontData, *, title: str = "") -> go.Figure:
     """The front: dominated trials faded, colour by ``color_by`` (by study when overlaid), symbol by
-    ``symbol_by``, each study's staircase, and a ``Pareto set`` trace holding exactly the front."""
+    ``symbol_by``, each study's staircase, and a ``Pareto set`` trace holding exactly the front.
+
+    Which marker a hover or click picks is Plotly's: the nearest centre, where a cursor inside a
+    marker counts as ``1 - 3 / radius`` and equal distances go to the later (upper) trace. Markers
+    of different sizes therefore steal clicks from each other (a small dominated marker under a big
+    front marker wins), so every clickable marker has the same size; the front is drawn last and
+    on top (it wins ties: the marker under the cursor), its emphasis is a ring drawn beneath
+    everything that takes no hover.
+    """
     if not data.points:
         return _message_figure("No trial to show yet.")
     scatter = go.Scattergl if len(data.points) > WEBGL_FROM else go.Scatter
@@ -84,16 +101,19 @@ def pareto_figure(data: FrontData, *, title: str = "") -> go.Figure:
     symbols = _symbols([p.symbol_key for p in data.points])
     studies = list(data.fronts)
     by_study = _colours(studies)
-    colours = by_study if data.overlay else _colours([p.color_key for p in data.points])
+    colours = by_study if data.overlay else _colours(data.color_keys or [p.color_key for p in data.points])
 
     def colour(p: Point) -> str:
         return colours[p.study] if data.overlay else colours[p.color_key]
 
+    def symbol(p: Point) -> str:
+        return symbols[p.symbol_key] if p.state in _COMPLETE_LIKE else "x-thin-open"
+
     groups: dict[str, list[Point]] = {}
     for p in data.points:
         if not p.on_front:
-            key = p.study if data.overlay else p.color_key
-            groups.setdefault(key, []).append(p)
+            groups.setdefault(p.study if data.overlay else p.color_key, []).append(p)
+    keys = sorted({p.study if data.overlay else p.color_key for p in data.points})
     for key in sorted(groups):
         members = groups[key]
         shade = colour(members[0])  # a group is one colour key (or one study): one colour
@@ -104,24 +124,35 @@ def pareto_figure(data: FrontData, *, title: str = "") -> go.Figure:
                 mode="markers",
                 name=html.escape(key),
                 legendgroup=key,
+                showlegend=False,  # the legend-only entries below carry the swatches
                 opacity=0.4,
                 marker={
-                    "size": 9,
+                    "size": MARKER_SIZE,
                     "color": shade,
-                    "symbol": _strings(
-                        [symbols[p.symbol_key] if p.state == "COMPLETE" else "x-thin-open" for p in members]
-                    ),
+                    "symbol": _strings([symbol(p) for p in members]),
                     "line": {"width": 1, "color": shade},
                 },
                 customdata=_custom(members),
                 hovertemplate=_hovertemplate(data),
             )
         )
-    for study, front in data.fronts.items():
-        if not front:
-            continue
+    fronts = [(study, front) for study, front in data.fronts.items() if front]
+    for study, front in fronts:
         suffix = f" · {html.escape(study)}" if data.overlay else ""
         xs, ys = _staircase(front)
+        fig.add_trace(
+            go.Scatter(
+                x=[p.x for p in front],
+                y=[p.y for p in front],
+                mode="markers",
+                name=FRONT_RING + suffix,
+                legendgroup=f"front{suffix}",
+                showlegend=True,
+                marker={"size": RING_SIZE, "color": "rgba(255,215,0,0.55)", "line": {"width": 1.5, "color": "black"}},
+                hoverinfo="skip",
+                zorder=-1,  # beneath every clickable marker: the ring never hides the one under the cursor
+            )
+        )
         fig.add_trace(
             go.Scatter(
                 x=xs,
@@ -130,44 +161,90 @@ def pareto_figure(data: FrontData, *, title: str = "") -> go.Figure:
                 name=STAIRCASE_TRACE + suffix,
                 line={"color": by_study[study] if data.overlay else "black", "dash": "dot", "width": 1.5},
                 hoverinfo="skip",
+                zorder=-1,
             )
         )
+    for key in keys:  # one swatch per colour, whether or not any of its trials is dominated
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=html.escape(key),
+                legendgroup=key,
+                marker={"symbol": "circle", "color": by_study[key] if data.overlay else colours[key], "size": 10},
+                hoverinfo="skip",
+            )
+        )
+    for key, sym in symbols.items():  # a legend entry per symbol, which the markers cannot give
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=f"{data.symbol_by}: {html.escape(key)}",
+                marker={"symbol": sym, "color": "#777", "size": 10},
+                legendgroup=f"symbol-{key}",
+                hoverinfo="skip",
+            )
+        )
+    if any(p.state not in _COMPLETE_LIKE for p in data.points):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="not complete (no objective values)",
+                marker={"symbol": "x-thin-open", "color": "#777", "size": 10, "line": {"width": 2}},
+                hoverinfo="skip",
+            )
+        )
+    for study, front in fronts:  # last: the front wins Plotly's ties and is drawn on top
+        suffix = f" · {html.escape(study)}" if data.overlay else ""
         fig.add_trace(
             go.Scatter(
                 x=[p.x for p in front],
                 y=[p.y for p in front],
                 mode="markers",
                 name=FRONT_TRACE + suffix,
+                legendgroup=f"front{suffix}",
+                showlegend=False,  # the ring's entry stands for it: these markers have many colours
                 marker={
-                    "size": 14,
+                    "size": MARKER_SIZE,
                     "color": [colour(p) for p in front],
                     "symbol": [symbols[p.symbol_key] for p in front],
-                    "line": {"width": 2, "color": "black"},
+                    "line": {"width": 1.5, "color": "black"},
                 },
                 customdata=_custom(front),
                 hovertemplate=_hovertemplate(data),
+                zorder=1,
             )
         )
-    for key, symbol in symbols.items():  # a legend entry per symbol, which the markers cannot give
-        fig.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                name=f"{data.symbol_by}: {key}",
-                marker={"symbol": symbol, "color": "#777", "size": 10},
-                legendgroup=f"symbol-{key}",
-                hoverinfo="skip",
+    for study, number in data.knees.items():
+        knee = next((p for p in data.fronts[study] if p.number == number), None)
+        if knee is not None:
+            fig.add_annotation(
+                x=knee.x,
+                y=knee.y,
+                text=f"knee: trial {number}" + (f" · {html.escape(study)}" if data.overlay else ""),
+                hovertext="the front's knee: what nas export --knee takes",
+                showarrow=True,
+                arrowhead=2,
+                standoff=RING_SIZE / 2 + 2,  # the arrow stops short of the marker: it never takes its click
+                ax=40,
+                ay=40,
+                font={"size": 11},
+                bgcolor="rgba(255,255,255,0.8)",
             )
-        )
     fig.update_layout(
         title=title or None,
         xaxis_title=data.x.label,
         yaxis_title=data.y.label,
         template="plotly_white",
-        legend_title="study" if data.overlay else data.color_by,
-        height=560,
+        legend_title="study" if data.overlay else CATEGORIES[data.color_by][0],
+        height=PARETO_HEIGHT,
         clickmode="event",
+        hovermode="closest",
         uirevision="pareto",  # keep zoom while the live view refreshes
     )
     return fig
@@ -190,28 +267,34 @@ def hypervolume_figure(curves: Sequence[HypervolumeCurve], reference: tuple[floa
     return fig
 
 
-def ablation_figure(facets: Sequence[AblationFacet]) -> go.Figure:
-    """Box plots of validation Dice grouped by each architecture choice (2 × 2 panels)."""
+def ablation_figure(facets: Sequence[AblationFacet], *, colours: Sequence[str] = ()) -> go.Figure:
+    """Box plots of validation Dice grouped by each architecture choice (2 × 2 panels), each group
+    labelled with its n. ``colours``: the Pareto plot's colour keys (``FrontData.color_keys``), so
+    that an attention type has the same colour in both figures; other facets are grey."""
     if not any(f.groups for f in facets):
         return _message_figure("No complete trial yet.", height=560)
     fig = make_subplots(rows=2, cols=2, subplot_titles=[f"Dice by {f.title}" for f in facets])
+    by_type = _colours(list(colours) or list(facets[0].groups))
     for i, facet in enumerate(facets):
         row, col = divmod(i, 2)
         for group, values in facet.groups.items():
+            shade = by_type.get(group, "#555") if i == 0 else "#555"
             fig.add_trace(
                 go.Box(
                     y=np.array(values),
-                    name=group,
+                    name=f"{html.escape(group)} (n={len(values)})",
                     boxpoints="all",
                     jitter=0.4,
                     pointpos=0,
-                    marker={"size": 4},
+                    marker={"size": 4, "color": shade},
+                    line={"color": shade},
                     showlegend=False,
                     hovertemplate=f"{html.escape(group)}: %{{y:.4f}}<extra>n={len(values)}</extra>",
                 ),
                 row=row + 1,
                 col=col + 1,
             )
+        fig.update_yaxes(title_text="validation Dice", row=row + 1, col=col + 1)
     fig.update_layout(template="plotly_white", height=620, uirevision="ablation")
     return fig
 
@@ -225,6 +308,8 @@ def parallel_figure(axes: Sequence[Axis]) -> go.Figure:
         if axis.ticks:
             dim["tickvals"] = list(range(len(axis.ticks)))
             dim["ticktext"] = list(axis.ticks)
+        elif axis.values and all(float(v).is_integer() for v in axis.values) and len(set(axis.values)) <= 12:
+            dim["tickvals"] = sorted(set(axis.values))  # levels, widths: integers, no fractional ticks
         dimensions.append(dim)
     colour = np.array(axes[-1].values)
     fig = go.Figure(
@@ -233,8 +318,12 @@ def parallel_figure(axes: Sequence[Axis]) -> go.Figure:
             line={"color": colour, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": "Dice"}},
         )
     )
-    fig.update_layout(template="plotly_white", height=460, margin={"l": 80, "r": 60}, uirevision="parallel")
+    # Wide margins: the outer axes' category names (e.g. encoder+skip) are not clipped.
+    fig.update_layout(template="plotly_white", height=460, margin={"l": 130, "r": 110}, uirevision="parallel")
     return fig
+
+
+_CURVE_NAMES = {"val_dice": "validation Dice", "loss": "training loss"}
 
 
 def learning_curve_figure(detail: TrialDetail) -> go.Figure:
@@ -244,11 +333,16 @@ def learning_curve_figure(detail: TrialDetail) -> go.Figure:
     for key, values in detail.curves.items():
         ys = [None if math.isnan(v) else v for v in values]
         fig.add_trace(
-            go.Scatter(x=list(detail.epochs), y=ys, mode="lines+markers", name=key),
+            go.Scatter(x=list(detail.epochs), y=ys, mode="lines+markers", name=_CURVE_NAMES.get(key, key)),
             secondary_y=key == "loss",
         )
     fig.update_layout(
-        title=f"Trial {detail.number}: learning curve", template="plotly_white", height=300, xaxis_title="epoch"
+        title=f"Trial {detail.number}: learning curve",
+        template="plotly_white",
+        height=300,
+        xaxis_title="epoch",
+        legend={"orientation": "h", "x": 0, "y": -0.25},  # below the plot: clear of both axis titles
+        margin={"t": 40, "b": 70},
     )
     fig.update_yaxes(title_text="validation Dice", secondary_y=False)
     fig.update_yaxes(title_text="training loss", secondary_y=True)

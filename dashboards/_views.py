@@ -10,15 +10,27 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from studies import TrialRecord, complete_records, hypervolume_2d, pareto_mask, state_counts
+from studies import (
+    INFEASIBLE,
+    TrialRecord,
+    complete_records,
+    hypervolume_2d,
+    knee_record,
+    pareto_mask,
+    state_counts,
+)
 
-#: Trial states a view can show; COMPLETE trials are always shown, the others on request.
-STATES: tuple[str, ...] = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+#: Trial states a view can show; COMPLETE trials are always shown, the others on request. REUSED
+#: (a duplicate given its twin's result) and INFEASIBLE (refused untrained by a constraint, with its
+#: reason) are states of a record, not of Optuna: Optuna stores them as COMPLETE or FAIL.
+STATES: tuple[str, ...] = ("COMPLETE", "REUSED", "INFEASIBLE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+#: States drawn at their own objective values; the others at the objectives' bound (Dice 0).
+VALUED_STATES = ("COMPLETE", "REUSED")
 NO_ATTENTION = "—"
 
 
@@ -153,6 +165,10 @@ class FrontData:
     points: tuple[Point, ...]
     fronts: Mapping[str, tuple[Point, ...]]  # per study, sorted by x: the staircase
     hidden: Mapping[str, int]  # trials not drawn, by reason
+    #: Every colour key of the studies' trials, drawn or not: colours stay put when states are toggled.
+    color_keys: tuple[str, ...] = ()
+    #: Per study, the knee of its Dice/GFLOPs front (what ``nas export --knee`` takes); only on those axes.
+    knees: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def overlay(self) -> bool:
@@ -190,7 +206,6 @@ def front_data(
     hidden: dict[str, int] = {}
     for study, records in studies.items():
         done = complete_records(records)
-        done_numbers = {r.number for r in done}
         valued = [
             (r, vx, vy)
             for r in done
@@ -204,7 +219,10 @@ def front_data(
                 hidden[r.state] = hidden.get(r.state, 0) + 1
                 continue
             vx, vy = ox.of(r), oy.of(r)
-            if r.number not in done_numbers:  # no objective values: drawn at the bound (Dice 0), if any
+            if r.state == "INFEASIBLE":  # told with placeholder values (Dice 0, infinite latency)
+                vx = ox.bound if ox.maximize or vx is None or not math.isfinite(vx) else vx
+                vy = oy.bound if oy.maximize or vy is None or not math.isfinite(vy) else vy
+            elif r.state not in VALUED_STATES:  # no objective values: drawn at the bound (Dice 0), if any
                 vx = ox.bound if vx is None else vx
                 vy = oy.bound if vy is None else vy
             if vx is None or vy is None or not (math.isfinite(vx) and math.isfinite(vy)):
@@ -224,7 +242,11 @@ def front_data(
             study_points.append(point)
         points.extend(study_points)
         fronts[study] = tuple(sorted((p for p in study_points if p.on_front), key=lambda p: (p.x, p.y)))
-    return FrontData(ox, oy, color_by, symbol_by, tuple(points), fronts, hidden)
+    keys = tuple(sorted({color_of(r) for records in studies.values() for r in records}))
+    knees = {}
+    if {ox.name, oy.name} == {"gflops", "dice"}:
+        knees = {study: knee_record(records).number for study, records in studies.items() if fronts.get(study)}
+    return FrontData(ox, oy, color_by, symbol_by, tuple(points), fronts, hidden, keys, knees)
 
 
 # ---------------------------------------------------------------- hypervolume
@@ -398,19 +420,21 @@ def trial_rows(records: Sequence[TrialRecord], states: Sequence[str] = STATES) -
     """Rows of the sortable trials table, for the given states."""
     rows = []
     for r in records:
-        if r.state not in states:
+        state = INFEASIBLE if r.infeasible else r.state
+        if state not in states:
             continue
         rows.append(
             {
                 "trial": r.number,
-                "state": "INFEASIBLE" if r.infeasible else r.state,
-                "dice": _round(_dice(r) if r.state in ("COMPLETE", "PRUNED") else None, 4),
+                "state": state,
+                "dice": _round(_dice(r) if state in ("COMPLETE", "REUSED", "PRUNED") else None, 4),
                 "gflops": _round(_gflops(r), 4),
                 "params": r.params,
                 "memory_mb": _round(r.peak_memory_mb, 1),
                 "train_s": _round(r.train_seconds, 1),
                 "architecture": r.label,
-                "error": first_line(r.error)[:160],
+                "error": first_line(r.error)[:160]
+                or (f"reuses trial {r.reused_from}'s result" if r.reused_from is not None else ""),
             }
         )
     return rows

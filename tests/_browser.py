@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +80,39 @@ def screenshot(driver: object, name: str) -> Path:
     path = ARTEFACTS / f"{name}.png"
     driver.save_screenshot(str(path))  # type: ignore[attr-defined]
     return path
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def text_of(driver: Any, element_id: str) -> str:
+    """The visible text of the element with that id ('' when there is none)."""
+    return str(
+        driver.execute_script("var e = document.getElementById(arguments[0]); return e ? e.innerText : '';", element_id)
+    )
+
+
+@contextmanager
+def served(driver: Any, url: str, *, refresh_s: float = 1.0) -> Iterator[str]:
+    """Serve the dashboard of storage ``url``; afterwards leave the page first, so that its timer does
+    not log refused connections into the next test's console."""
+    from dashboards import DashboardServer, create_app
+    from studies import StudyReader, open_storage
+
+    reader = StudyReader(open_storage(url, create=False))
+    server = DashboardServer(create_app(reader, storage_label=url, refresh_s=refresh_s), port=0).start()
+    console_errors(driver)  # start from a clean log
+    try:
+        yield server.url
+    finally:
+        driver.get("about:blank")
+        server.stop()
+        console_errors(driver)

@@ -75,18 +75,22 @@ def text_of(driver: Any, element_id: str) -> str:
 
 
 def click_front_point(driver: Any, plot_selector: str, trace_name: str, index: int) -> list[Any]:
-    """Move the mouse onto one marker of the named trace and click it; return its customdata."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
+    """Move the mouse onto the centre of one marker of the named trace and click it; return its customdata."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
-    position = driver.execute_script(
-        f"var g = document.querySelector('{plot_selector}');"
-        f"return g.data.filter(t => t.type === 'scatter').findIndex(t => t.name === '{trace_name}');"
+    driver.execute_script("document.querySelector(arguments[0]).scrollIntoView({block: 'center'});", plot_selector)
+    x, y = driver.execute_script(
+        "var gd = document.querySelector(arguments[0]); var t = gd.data.filter(t => t.name === arguments[1])[0];"
+        "var i = (arguments[2] + t.x.length) % t.x.length, xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;"
+        "var box = gd.querySelector('svg.main-svg').getBoundingClientRect();"
+        "return [box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i])];",
+        plot_selector,
+        trace_name,
+        index,
     )
-    traces = driver.find_elements(By.CSS_SELECTOR, f"{plot_selector} g.scatterlayer g.trace")
-    point = traces[position].find_elements(By.CSS_SELECTOR, "path.point")[index]
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", point)
-    ActionChains(driver).move_to_element(point).pause(0.3).click().perform()
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(round(x), round(y)).pause(0.3).click()
+    actions.perform()
     return list(
         driver.execute_script(
             f"var g = document.querySelector('{plot_selector}');"

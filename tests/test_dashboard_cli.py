@@ -53,3 +53,16 @@ def test_a_busy_port_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
         code = main(["dashboard", "--storage", url, "--port", str(port)])
     err = capsys.readouterr().err
     assert code == 2 and f"port {port} on 127.0.0.1 is in use" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_export_commands_name_the_storage_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboards._report import unpack_report_data
+
+    monkeypatch.chdir(tmp_path)
+    make_study(open_storage("sqlite:///nas.db", create=True), "rel")
+    assert main(["report", "rel", "--storage", "sqlite:///nas.db", "-o", "r.html"]) == 0
+    details = unpack_report_data((tmp_path / "r.html").read_text())["details"]
+    command = next(iter(details.values()))["export"]
+    assert f"--storage sqlite:///{tmp_path / 'nas.db'}" in command  # works from any folder

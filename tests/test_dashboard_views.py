@@ -31,6 +31,7 @@ from dashboards import (
     trial_detail,
     trial_rows,
 )
+from dashboards._report import unpack_report_data
 from search_spaces import ArchSpec, AttentionSpec
 from studies import TrialRecord, hypervolume_2d, open_storage, pareto_records, trial_records
 from tests._studyfactory import make_rich_study, make_study
@@ -107,9 +108,21 @@ def test_figure_has_the_front_trace_staircase_and_faded_dominated_points(records
     assert "sa(dot)@skip[0]" in front.customdata[1][3] and "%{customdata[3]}" in front.hovertemplate
     stairs = by_name[STAIRCASE_TRACE]
     assert list(stairs.x) == [0.05, 0.08, 0.08] and list(stairs.y) == [0.50, 0.50, 0.60]
-    dominated = [t for t in fig.data if t.name == "sa"]
+    dominated = [t for t in fig.data if t.name == "sa" and t.showlegend is False]
     assert sum(len(t.x) for t in dominated) == 2 and all(t.opacity < 1 for t in dominated)
+    swatches = {t.name: t.marker.color for t in fig.data if len(t.x) == 1 and t.x[0] is None}
+    assert set(swatches) >= {"none", "sa", "placement: skip"}  # 'none' has no dominated trial: still listed
     assert any(t.name == "placement: skip" for t in fig.data)  # symbol legend
+
+
+def test_the_knee_is_marked_on_the_dice_gflops_front(records: list[TrialRecord]) -> None:
+    from studies import knee_record
+
+    data = front_data({"rep": records})
+    assert data.knees == {"rep": knee_record(records).number}
+    (note,) = pareto_figure(data).layout.annotations
+    assert note.text == f"knee: trial {knee_record(records).number}" and note.standoff > 0
+    assert front_data({"rep": records}, x="params").knees == {}  # a knee of other axes is not the export's
 
 
 def test_overlay_draws_one_front_per_study(tmp_path: Path) -> None:
@@ -275,13 +288,18 @@ def test_diagram_of_a_composition_and_of_a_gate() -> None:
 def test_report_is_self_contained_with_every_view(records: list[TrialRecord]) -> None:
     page = report_html("rep", records, storage="sqlite:///nas.db")
     assert page.startswith("<!DOCTYPE html>")
-    assert "Plotly" in page and len(page) > 1_000_000  # plotly.js is inlined, once
-    assert page.count("Plotly v") <= 2 and 'src="http' not in page
+    assert "plotly.js is inlined" in page and len(page) > 1_000_000  # plotly.js is inlined (gzipped), once
+    assert page.count('id="nas-plotly"') == 1 and 'src="http' not in page
     assert '"pareto_trials": [0, 1]' in page
     for div in ("pareto", "hypervolume", "ablation", "parallel"):
         assert f'id="{div}"' in page
-    assert "nas export rep --trial 1 --storage sqlite:///nas.db" in page
-    assert "<svg" in page  # diagrams of the front are embedded
+    data = unpack_report_data(page)
+    assert set(data["figures"]) == {"pareto", "hypervolume", "ablation", "parallel"}
+    assert data["details"]["1"]["export"] == "nas export rep --trial 1 --storage sqlite:///nas.db -o export-rep-t1"
+    assert "<svg" in data["details"]["1"]["svg"]  # diagrams of the front are embedded
+    assert [row[0] for row in data["rows"]] == [r.number for r in records]  # every trial, every state
+    template = data["export_template"].replace("{N}", "3")
+    assert template == "nas export rep --trial 3 --storage sqlite:///nas.db -o export-rep-t3"
 
 
 @pytest.mark.parametrize(
@@ -319,9 +337,10 @@ def test_hostile_names_and_texts_stay_inert(tmp_path: Path) -> None:
     nasty = 'x<!--<script></script>&"'
     rs = [rec(0, 0.5, 0.1, label=nasty, spec=spec()), rec(1, None, None, state="FAIL", error="  \n \n")]
     page = report_html(nasty, rs, storage="sqlite:///nas.db")
-    block = re.search(r'<script type="application/json" id="nas-details">(.*?)</script>', page, re.S)
+    block = re.search(r'<script type="application/octet-stream" id="nas-data">(.*?)</script>', page, re.S)
     assert block is not None and "<" not in block.group(1)
-    assert json.loads(block.group(1))["0"]["label"] == nasty
+    assert unpack_report_data(page)["details"]["0"]["label"] == nasty
+    assert json.loads(re.search(r'id="nas-report-meta">(.*?)</script>', page, re.S).group(1))["pareto_trials"] == [0]
     assert page.rstrip().endswith("</html>") and "<h2>All trials</h2>" in page
     assert first_line("  \n \n") == "" and trial_rows(rs)[1]["error"] == ""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dashboards import report_html
 from nas.cli._common import add_storage
-from studies import StudyReader, open_storage, pareto_records, parse_storage_url, redact
+from studies import StudyReader, open_storage, pareto_records, parse_storage_url, redact, sqlite_path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,14 +18,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def portable_storage(url: str) -> str:
+    """The storage as the report's export commands name it: a relative SQLite file made absolute,
+    so that a command copied from the report works from any folder; any password hidden."""
+    parsed = parse_storage_url(url)
+    path = sqlite_path(url)
+    if path is not None and not path.is_absolute():
+        parsed = parsed.set(database=str(path.resolve()))
+    return redact(parsed)
+
+
 def run(args: argparse.Namespace) -> int:
     reader = StudyReader(open_storage(args.storage, create=False))
     records = reader.records(args.study)  # an unknown study fails here, before anything is written
     if not args.output.parent.resolve().is_dir():
         raise FileNotFoundError(f"-o {args.output}: directory {args.output.parent.resolve()} does not exist")
-    args.output.write_text(
-        report_html(args.study, records, storage=redact(parse_storage_url(args.storage))), encoding="utf-8"
-    )
+    args.output.write_text(report_html(args.study, records, storage=portable_storage(args.storage)), encoding="utf-8")
     done = sum(r.state == "COMPLETE" for r in records)
     print(f"report: {args.output.resolve()} ({done} complete trials, {len(pareto_records(records))} on the front)")
     return 0

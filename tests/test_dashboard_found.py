@@ -1,0 +1,469 @@
+"""What a user found wrong with the dashboard and the report (issue 14), each checked in Chromium.
+
+Every test does what the user did and checks what they saw: the trial opened by a click on the
+marker under the cursor, the zoom kept across a refresh, the legend's swatches, the page not
+moving on a click, REUSED and INFEASIBLE trials listed, and what the first page view downloads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import IntDistribution
+
+from dashboards import report_html
+from studies import create_study, open_storage, pareto_records, record_from_trial, trial_records
+from tests._browser import chrome, console_errors, require_browser, screenshot, served, text_of, wait_for
+from tests._studyfactory import synthetic_trials
+
+pytestmark = pytest.mark.browser
+
+#: Pixel position (in the viewport) and customdata of every marker of the named trace.
+MARKERS_JS = """
+var gd = document.querySelector(arguments[0]);
+var t = gd.data.filter(t => t.name === arguments[1])[0];
+var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+var box = gd.querySelector('svg.main-svg').getBoundingClientRect();
+var out = [];
+for (var i = 0; i < t.x.length; i++) {
+  out.push([box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i]), t.customdata[i][1]]);
+}
+return out;
+"""
+HOVER_JS = "var h = document.querySelector(arguments[0] + ' g.hoverlayer g.hovertext'); return h ? h.textContent : '';"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    require_browser()
+    yield from chrome()
+
+
+@pytest.fixture
+def storage_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'found.db'}"
+
+
+def dense_front_trials(front: int = 16, cloud: int = 160, seed: int = 3) -> list[optuna.trial.FrozenTrial]:
+    """A front of ``front`` members, each with dominated trials one to a few pixels away, one at the
+    very same pixel, over a cloud of dominated trials; trial 0 is the only ``se`` (all on the front)."""
+    rng = random.Random(seed)
+    templates = [t.user_attrs for t in synthetic_trials(400, seed=seed) if t.state.name == "COMPLETE"]
+    templates = [a for a in templates if a["spec"]["attention"]["block"] != "se"]
+    lonely = next(
+        t.user_attrs for t in synthetic_trials(400, seed=seed) if t.user_attrs["spec"]["attention"]["block"] == "se"
+    )
+    points: list[tuple[float, float]] = []
+    for i in range(front):
+        gflops, dice = 0.02 + 0.01 * i, 0.55 + 0.35 * (1 - math.exp(-i / 6))
+        points.append((dice, gflops))
+        # same pixel; ~1 px; ~2-3 px; ~4 px away, all dominated by this member
+        for dx, dy in ((1e-7, 1e-7), (0.0004, 0.0008), (0.0009, 0.002), (0.0018, 0.0012)):
+            points.append((dice - dy, gflops + dx))
+    for _ in range(cloud):
+        gflops = 0.02 + 0.22 * rng.random()
+        best = 0.55 + 0.35 * (1 - math.exp(-((gflops - 0.02) / 0.01) / 6))
+        points.append((best - 0.02 - 0.2 * rng.random(), gflops))
+    trials = []
+    for number, (dice, gflops) in enumerate(points):
+        attrs = dict(lonely if number == 0 else templates[number % len(templates)])
+        attrs["flops"] = int(gflops * 1e9)
+        trials.append(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE,
+                values=[dice, gflops],
+                params={"arch": 0},
+                distributions={"arch": IntDistribution(0, 1)},
+                user_attrs=attrs,
+            )
+        )
+    return trials
+
+
+def dense_study(storage_url: str, name: str = "dense") -> list[Any]:
+    study = create_study(open_storage(storage_url, create=True), name)
+    study.add_trials(dense_front_trials())
+    return trial_records(study)
+
+
+def move_to(driver: Any, x: float, y: float, *, click: bool) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(round(x), round(y))
+    actions.pointer_action.pause(0.15)
+    if click:
+        actions.pointer_action.click()
+    actions.perform()
+    ActionChains(driver).pause(0.05).perform()
+
+
+def click_every_front_member(driver: Any, plot: str, title_id: str, title_of: str) -> list[tuple[int, str, str]]:
+    """Hover, then click, the centre pixel of every front marker; (trial, hover text, detail title) each.
+
+    Positions are read again before each click: if the page moved, the click still aims at the marker."""
+    seen = []
+    for index in range(len(driver.execute_script(MARKERS_JS, plot, "Pareto set"))):
+        driver.execute_script("document.querySelector(arguments[0]).scrollIntoView({block: 'start'});", plot)
+        x, y, number = driver.execute_script(MARKERS_JS, plot, "Pareto set")[index]
+        move_to(driver, x, y, click=False)
+        hover = str(driver.execute_script(HOVER_JS, plot))
+        before = text_of(driver, title_id)
+        move_to(driver, x, y, click=True)
+        with contextlib.suppress(AssertionError):  # the same trial again, or nothing: wrong_picks names it
+            wait_for(lambda b=before: text_of(driver, title_id) not in ("", b), timeout=4, what="a new detail")
+        seen.append((int(number), hover, text_of(driver, title_id)))
+    return seen
+
+
+def wrong_picks(seen: list[tuple[int, str, str]], title_of: str) -> list[str]:
+    wrong = []
+    for number, hover, title in seen:
+        hovered = re.search(r"trial (\d+)", hover)
+        if hovered is None or int(hovered.group(1)) != number:
+            wrong.append(f"hover on trial {number} shows {hover[:40]!r}")
+        if title_of.format(n=number) not in title:
+            wrong.append(f"click on trial {number} opens {title[:40]!r}")
+    return wrong
+
+
+# ---------------------------------------------------------------- 1: a click opens the trial under the cursor
+
+
+def test_dashboard_click_and_hover_pick_the_front_marker_under_the_cursor(browser: Any, storage_url: str) -> None:
+    records = dense_study(storage_url)
+    with served(browser, storage_url, refresh_s=60) as url:
+        browser.get(url + "?study=dense")
+        wait_for(
+            lambda: browser.execute_script(
+                "var g = document.querySelector('#pareto .js-plotly-plot'); return g && g.data && g.data.length"
+            )
+        )
+        seen = click_every_front_member(browser, "#pareto .js-plotly-plot", "detail-title", "Trial {n} of dense")
+        assert len(seen) == len(pareto_records(records))
+        screenshot(browser, "found-dense-front")
+        assert wrong_picks(seen, "Trial {n} of dense") == []
+        assert console_errors(browser) == []
+
+
+def test_report_click_and_hover_pick_the_front_marker_under_the_cursor(browser: Any, tmp_path: Path) -> None:
+    records = [record_from_trial(t) for t in dense_front_trials()]
+    for number, r in enumerate(records):
+        object.__setattr__(r, "number", number)
+    page = tmp_path / "dense.html"
+    page.write_text(report_html("dense", records, storage="sqlite:////data/nas.db"))
+    browser.get(page.as_uri())
+    wait_for(
+        lambda: browser.execute_script("var g = document.getElementById('pareto'); return g && g.data && g.data.length")
+    )
+    seen = click_every_front_member(browser, "#pareto", "detail-title", "Trial {n}:")
+    assert len(seen) == len(pareto_records(records))
+    assert wrong_picks(seen, "Trial {n}:") == []
+    assert console_errors(browser) == []
+
+
+# ---------------------------------------------------------------- 2: REUSED and INFEASIBLE trials are listed
+
+
+def with_reused_and_infeasible(storage_url: str) -> list[Any]:
+    study = create_study(open_storage(storage_url, create=True), "states")
+    trials = synthetic_trials(40, seed=21)
+    done = next(t for t in trials if t.state.name == "COMPLETE")
+    for _ in range(3):  # duplicates told with their twin's values, as the searcher does
+        trials.append(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE,
+                values=done.values,
+                params=done.params,
+                distributions=done.distributions,
+                user_attrs={**done.user_attrs, "reused_from": 0},
+            )
+        )
+    trials.append(  # refused untrained, told with placeholder values, as the searcher does
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE,
+            values=[0.0, 0.4],
+            params=done.params,
+            distributions=done.distributions,
+            user_attrs={**done.user_attrs, "infeasible": True, "error": "needs 9000 MB > max_memory_mb 4096"},
+        )
+    )
+    study.add_trials(trials)
+    records = trial_records(study)
+    assert {"REUSED", "INFEASIBLE"} <= {r.state for r in records}
+    return records
+
+
+def test_report_lists_every_trial_with_reused_and_infeasible_ones(
+    browser: Any, storage_url: str, tmp_path: Path
+) -> None:
+    records = with_reused_and_infeasible(storage_url)
+    page = tmp_path / "states.html"
+    page.write_text(report_html("states", records, storage=storage_url))
+    browser.get(page.as_uri())
+    wait_for(
+        lambda: browser.execute_script("return document.querySelectorAll('#all-trials tbody tr').length"),
+        what="the trials table",
+    )
+    states = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#all-trials tbody tr td:nth-child(2)')).map(e => e.textContent);"
+    )
+    total = int(browser.execute_script("return Number(document.getElementById('all-trials').dataset.rows);"))
+    assert total == len(records)
+    assert {"REUSED", "INFEASIBLE"} <= set(states)
+    infeasible = next(r for r in records if r.state == "INFEASIBLE")
+    assert infeasible.error.splitlines()[0] in text_of(browser, "all-trials")
+    assert console_errors(browser) == []
+
+
+def test_dashboard_trials_tab_filters_reused_and_infeasible(browser: Any, storage_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    records = with_reused_and_infeasible(storage_url)
+    with served(browser, storage_url) as url:
+        browser.get(url + "?study=states")
+        wait_for(lambda: text_of(browser, "study-table"), what="the study list")
+        browser.find_element(By.ID, "tab-trials").click()
+        for box in browser.find_elements(By.CSS_SELECTOR, "#table-states input"):
+            if box.is_selected() != (box.get_attribute("value") in ("REUSED", "INFEASIBLE")):
+                box.click()
+        wait_for(lambda: "INFEASIBLE" in text_of(browser, "trials-table"), what="infeasible rows")
+        text = text_of(browser, "trials-table")
+        infeasible = next(r for r in records if r.state == "INFEASIBLE")
+        assert "REUSED" in text and infeasible.error.splitlines()[0][:40] in text
+        assert console_errors(browser) == []
+
+
+# ---------------------------------------------------------------- 3: a refresh keeps the zoom and the selection
+
+
+def test_a_refresh_with_a_new_trial_keeps_the_zoom_and_the_opened_trial(browser: Any, storage_url: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    dense_study(storage_url, "live")
+    study = optuna.load_study(study_name="live", storage=storage_url)
+    plot = "#pareto .js-plotly-plot"
+    with served(browser, storage_url, refresh_s=0.5) as url:
+        browser.get(url + "?study=live")
+        wait_for(
+            lambda: browser.execute_script(
+                f"var g = document.querySelector('{plot}'); return g && g.data && g.data.length"
+            )
+        )
+        x, y, _ = browser.execute_script(MARKERS_JS, plot, "Pareto set")[5]
+        move_to(browser, x, y, click=True)
+        # whichever trial the click opened (which one is the first test's business) must stay open
+        opened = wait_for(lambda: text_of(browser, "detail-title"), what="the opened trial")
+        x0, y0, _ = browser.execute_script(MARKERS_JS, plot, "Pareto set")[2]
+        x1, y1, _ = browser.execute_script(MARKERS_JS, plot, "Pareto set")[12]
+        ActionChains(browser).move_by_offset(0, 0).perform()
+        move_to(browser, x0 - 10, y0 + 10, click=False)
+        ActionChains(browser).click_and_hold().move_by_offset(int(x1 - x0 + 20), int(y1 - y0 - 20)).release().perform()
+        zoomed = browser.execute_script(
+            f"var g = document.querySelector('{plot}'); return [g.layout.xaxis.range, g.layout.yaxis.range];"
+        )
+        assert zoomed[0] is not None and zoomed[0][1] - zoomed[0][0] < 0.2, zoomed
+        browser.execute_script(f"window.nasData = document.querySelector('{plot}').data;")
+        study.add_trials(dense_front_trials()[40:41])  # one more dominated trial: the figure changes
+        wait_for(
+            lambda: browser.execute_script(f"return document.querySelector('{plot}').data !== window.nasData;"),
+            what="the refresh",
+        )
+        after = browser.execute_script(
+            f"var g = document.querySelector('{plot}'); return [g._fullLayout.xaxis.range, g._fullLayout.yaxis.range];"
+        )
+        assert [*after[0], *after[1]] == pytest.approx([*zoomed[0], *zoomed[1]], rel=1e-6), "the zoom was reset"
+        assert text_of(browser, "detail-title") == opened
+        assert console_errors(browser) == []
+
+
+# ---------------------------------------------------------------- 4: the legend says what the markers are
+
+
+LEGEND_JS = """
+var gd = document.querySelector(arguments[0]);
+if (!gd) return null;
+return Array.from(gd.querySelectorAll('g.legend g.traces')).map(function(e) {
+  var p = e.querySelector('path.scatterpts');
+  return [e.querySelector('text.legendtext').textContent, p ? p.style.fill : '', p ? (p.getAttribute('d') || '') : ''];
+});
+"""
+
+
+def test_the_legend_has_a_true_swatch_for_every_attention_type(browser: Any, storage_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    records = dense_study(storage_url)
+    plot = "#pareto .js-plotly-plot"
+    with served(browser, storage_url, refresh_s=60) as url:
+        browser.get(url + "?study=dense")
+        wait_for(lambda: browser.execute_script(LEGEND_JS, plot), what="the legend")
+        legend = {name: (fill, path) for name, fill, path in browser.execute_script(LEGEND_JS, plot)}
+        blocks = {r.block for r in records}
+        assert "se" in blocks and blocks <= set(legend), legend  # se: its one trial is on the front
+        colours = browser.execute_script(
+            f"return document.querySelector('{plot}')._fullData.filter(t => t.name === 'Pareto set')[0].marker.color;"
+        )
+        front_of = {str(r.number): r.block for r in pareto_records(records)}
+        numbers = browser.execute_script(
+            f"return document.querySelector('{plot}').data.filter(t => t.name === 'Pareto set')[0]"
+            ".customdata.map(c => String(c[1]));"
+        )
+        for number, colour in zip(numbers, colours, strict=True):  # a front marker has its type's swatch colour
+            assert _rgb(legend[front_of[number]][0]) == _rgb(colour), (number, front_of[number])
+        ring = [fill for name, (fill, _) in legend.items() if "Pareto" in name and name != "Pareto front"]
+        assert ring and all(_rgb(f) not in {_rgb(legend[b][0]) for b in blocks} for f in ring)
+        for state in ("PRUNED", "FAIL"):
+            browser.find_element(By.CSS_SELECTOR, f"#show-states input[value='{state}']").click()
+        wait_for(lambda: any("not complete" in n for n, _, _ in browser.execute_script(LEGEND_JS, plot)) or True)
+        legend = {name: (fill, path) for name, fill, path in browser.execute_script(LEGEND_JS, plot)}
+        assert all("A" in legend[b][1] for b in blocks), "attention-type swatches must stay circles"
+        assert console_errors(browser) == []
+
+
+def _rgb(colour: str) -> tuple[int, ...]:
+    colour = colour.strip()
+    if colour.startswith("#"):
+        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(float(v)) for v in re.findall(r"[\d.]+", colour)[:3])
+
+
+# ---------------------------------------------------------------- 5: a click does not move the page
+
+
+RECT_JS = (
+    "var r = document.querySelector(arguments[0]).getBoundingClientRect(); return [r.top + window.scrollY, r.height];"
+)
+
+
+def rects(driver: Any, *selectors: str) -> list[float]:
+    """Top (in the page) and height of each element, flattened."""
+    return [v for s in selectors for v in driver.execute_script(RECT_JS, s)]
+
+
+def test_dashboard_click_keeps_the_layout_and_the_export_command_beside_the_plot(
+    browser: Any, storage_url: str
+) -> None:
+    dense_study(storage_url)
+    plot = "#pareto .js-plotly-plot"
+    with served(browser, storage_url, refresh_s=60) as url:
+        browser.get(url + "?study=dense")
+        wait_for(
+            lambda: browser.execute_script(
+                f"var g = document.querySelector('{plot}'); return g && g.data && g.data.length"
+            )
+        )
+        browser.execute_script("window.scrollTo(0, 0);")
+        before = rects(browser, "#pareto", "#hypervolume")
+        x, y, _ = browser.execute_script(MARKERS_JS, plot, "Pareto set")[-1]
+        move_to(browser, x, y, click=True)
+        wait_for(lambda: text_of(browser, "detail-title"), what="the detail")
+        wait_for(
+            lambda: browser.execute_script("return document.querySelector('#learning-curve .js-plotly-plot') !== null")
+        )
+        browser.execute_script("window.scrollTo(0, 0);")
+        after = rects(browser, "#pareto", "#hypervolume")
+        assert after == pytest.approx(before, abs=1), "the plot or what follows it moved"
+        graph_top, graph_height = after[:2]
+        command_top, command_height = browser.execute_script(RECT_JS, "#export-command")
+        assert graph_top <= command_top and command_top + command_height <= graph_top + graph_height + 1
+        assert console_errors(browser) == []
+
+
+def test_report_click_keeps_the_layout(browser: Any, tmp_path: Path) -> None:
+    records = [record_from_trial(t) for t in dense_front_trials()]
+    for number, r in enumerate(records):
+        object.__setattr__(r, "number", number)
+    page = tmp_path / "layout.html"
+    page.write_text(report_html("dense", records, storage="sqlite:////data/nas.db"))
+    browser.get(page.as_uri())
+    wait_for(
+        lambda: browser.execute_script("var g = document.getElementById('pareto'); return g && g.data && g.data.length")
+    )
+    browser.execute_script("window.scrollTo(0, 0);")
+    before = rects(browser, "#pareto", "#hypervolume")
+    x, y, _ = browser.execute_script(MARKERS_JS, "#pareto", "Pareto set")[-1]
+    move_to(browser, x, y, click=True)
+    wait_for(lambda: text_of(browser, "detail-title"), what="the detail")
+    browser.execute_script("window.scrollTo(0, 0);")
+    after = rects(browser, "#pareto", "#hypervolume")
+    assert after == pytest.approx(before, abs=1), "the plot or what follows it moved"
+    assert console_errors(browser) == []
+
+
+# ---------------------------------------------------------------- 6: what the first visit downloads
+
+
+def test_first_visit_downloads_compressed_javascript(browser: Any, storage_url: str) -> None:
+    dense_study(storage_url)
+    with served(browser, storage_url, refresh_s=60) as url:
+        browser.get(url + "?study=dense")
+        wait_for(
+            lambda: browser.execute_script(
+                "var g = document.querySelector('#pareto .js-plotly-plot'); return g && g.data && g.data.length"
+            )
+        )
+        entries = browser.execute_script(
+            "return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))"
+            ".map(e => [e.name, e.transferSize, e.decodedBodySize]);"
+        )
+        sent = sum(int(t) for _, t, _ in entries)
+        scripts = [(n, t, d) for n, t, d in entries if ".js" in n]
+        assert scripts and sent < 2_500_000, sorted(entries, key=lambda e: -e[1])[:5]
+        plotly = [e for e in scripts if "plotly" in e[0].lower() and e[2] > 1_000_000]
+        assert plotly and all(t < d / 2 for _, t, d in plotly), plotly  # compressed on the wire
+        assert console_errors(browser) == []
+
+
+# ---------------------------------------------------------------- 7: the smaller defects
+
+
+def test_smaller_defects_colours_labels_controls(browser: Any, storage_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    records = dense_study(storage_url)
+    plot = "#pareto .js-plotly-plot"
+    with served(browser, storage_url, refresh_s=60) as url:
+        browser.get(url + "?study=dense")
+        wait_for(lambda: browser.execute_script(LEGEND_JS, plot), what="the legend")
+        front_colour = {name: fill for name, fill, _ in browser.execute_script(LEGEND_JS, plot)}
+        x, y, _ = browser.execute_script(MARKERS_JS, plot, "Pareto set")[3]
+        move_to(browser, x, y, click=True)
+        wait_for(lambda: browser.execute_script("return document.querySelector('#learning-curve .js-plotly-plot')"))
+        curves = browser.execute_script(
+            "return document.querySelector('#learning-curve .js-plotly-plot').data.map(t => t.name);"
+        )
+        assert curves == ["validation Dice", "training loss"]  # not the raw keys val_dice, loss
+        assert browser.find_element(By.ID, "front-controls").is_displayed()
+        browser.find_element(By.ID, "tab-ablation").click()
+        ablation = "#ablation .js-plotly-plot"
+        wait_for(lambda: browser.execute_script(f"var g = document.querySelector('{ablation}'); return g && g.data"))
+        assert not browser.find_element(By.ID, "front-controls").is_displayed()  # they do nothing here
+        boxes = browser.execute_script(
+            f"var g = document.querySelector('{ablation}');"
+            "return g._fullData.filter(t => t.xaxis === 'x').map(t => [t.name, t.marker.color]);"
+        )
+        blocks = {r.block for r in records}
+        for name, colour in boxes:  # the same colour for an attention type as on the front; its n shown
+            block = name.split(" (n=")[0]
+            assert block in blocks and " (n=" in name
+            assert _rgb(colour) == _rgb(front_colour[block]), (block, colour, front_colour[block])
+        title = browser.execute_script(f"return document.querySelector('{ablation}')._fullLayout.yaxis.title.text;")
+        assert title == "validation Dice"
+        browser.find_element(By.ID, "tab-parallel").click()
+        parallel = "#parallel .js-plotly-plot"
+        wait_for(lambda: browser.execute_script(f"var g = document.querySelector('{parallel}'); return g && g.data"))
+        levels = browser.execute_script(
+            f"return document.querySelector('{parallel}')._fullData[0].dimensions"
+            ".filter(d => d.label === 'levels')[0].tickvals;"
+        )
+        assert levels and all(float(v).is_integer() for v in levels)
+        assert console_errors(browser) == []
