@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from nas._errors import ConfigError
-from search_spaces import SpecError
 from studies import DEFAULT_STORAGE, StudyError
-from trainers import DataError
 
-#: Exceptions that mean "the user asked for something we cannot do": one line, exit 2.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, SpecError, DataError, StudyError)
+#: Packages whose error type means "the user asked for something we cannot do", beside ours and
+#: the studies' (imported only by the commands that use them: torch comes with them).
+_ERROR_TYPES = (("search_spaces", "SpecError"), ("trainers", "DataError"))
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean "the user asked for something we cannot do" (one line, exit 2): ours,
+    the studies', and those of ``search_spaces`` and ``trainers`` when a command imported them (a
+    package that was never imported raised nothing)."""
+    found: list[type[Exception]] = [ConfigError, StudyError]
+    for module, name in _ERROR_TYPES:
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            found.append(getattr(loaded, name))
+    return tuple(found)
 
 
 class UsageError(Exception):
