@@ -315,7 +315,9 @@ def create_app(
         for name, records in loaded.records.items():
             s = memo.get(
                 ["summary", name, fingerprint([name], loaded)],
-                lambda name=name, records=records: study_summary(name, records),  # type: ignore[misc]
+                lambda name=name, records=records: study_summary(  # type: ignore[misc]
+                    name, records, reader.hv_reference(name)
+                ),
             )
             rows.append(
                 {
@@ -375,6 +377,9 @@ def create_app(
                 return _empty(str(exc)), _empty(), str(exc)
             ox, oy = OBJECTIVES[x], OBJECTIVES[y]
             reference = reference_point(loaded.records, ox, oy)
+            fixed = reader.hv_reference(selected[0]) if len(loaded.records) == 1 else None
+            if fixed is not None and (ox.name, oy.name) == ("gflops", "dice"):
+                reference = fixed  # the study's own, fixed at its creation: the curve never falls
             curves = [hypervolume_curve(name, rs, ox, oy, reference) for name, rs in loaded.records.items()]
             title = " vs ".join(selected) if len(selected) > 1 else f"Study {selected[0]}"
             return (

@@ -18,6 +18,8 @@ FRONT_TRACE = "Pareto set"
 STAIRCASE_TRACE = "Pareto front"
 #: The ring beneath each front member (no hover): its legend entry stands for the front.
 FRONT_RING = "on the Pareto front"
+#: The seeds' spread of each architecture with two or more runs: mean and 95% t-interval of Dice.
+INTERVAL_TRACE = "architecture mean, 95% interval over seeds"
 #: Every clickable marker of the scatter has this size (see ``pareto_figure`` for why).
 MARKER_SIZE = 9
 RING_SIZE = 17
@@ -136,6 +138,30 @@ def pareto_figure(data: FrontData, *, title: str = "") -> go.Figure:
                 hovertemplate=_hovertemplate(data),
             )
         )
+    for study, bars in data.bars.items():  # seeds' spread, beneath every clickable marker
+        suffix = f" · {html.escape(study)}" if data.overlay else ""
+        fig.add_trace(
+            go.Scatter(
+                x=[b.x for b in bars],
+                y=[b.mean for b in bars],
+                mode="markers",
+                name=INTERVAL_TRACE + suffix,
+                legendgroup=f"interval{suffix}",
+                showlegend=True,
+                marker={"symbol": "line-ew-open", "size": 16, "color": "black", "line": {"width": 2}},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [b.high - b.mean for b in bars],
+                    "arrayminus": [b.mean - b.low for b in bars],
+                    "color": "rgba(0,0,0,0.55)",
+                    "thickness": 1.5,
+                    "width": 5,
+                },
+                hoverinfo="skip",  # takes no hover or click: the trial markers do
+                zorder=-1,
+            )
+        )
     fronts = [(study, front) for study, front in data.fronts.items() if front]
     for study, front in fronts:
         suffix = f" · {html.escape(study)}" if data.overlay else ""
@@ -247,6 +273,12 @@ def pareto_figure(data: FrontData, *, title: str = "") -> go.Figure:
         hovermode="closest",
         uirevision="pareto",  # keep zoom while the live view refreshes
     )
+    if data.bars:
+        # The axis spans the trials, not the intervals: an interval over two seeds is wide (t(0.975, 1)
+        # = 12.7) and would squeeze the markers together; a bar longer than the axis runs off its edge.
+        ys = [p.y for p in data.points]
+        pad = 0.06 * ((max(ys) - min(ys)) or abs(max(ys)) or 1.0)
+        fig.update_yaxes(range=[min(ys) - pad, max(ys) + pad])
     return fig
 
 

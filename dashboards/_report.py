@@ -31,12 +31,11 @@ from dashboards._views import (
     front_data,
     hypervolume_curve,
     parallel_data,
-    reference_point,
     study_summary,
     trial_detail,
     trial_rows,
 )
-from studies import TrialRecord, complete_records
+from studies import CONFIRM_STAGE, TrialRecord, complete_records, verdict
 
 #: Diagrams are embedded for the Pareto set plus the best trials, up to this many in all.
 MAX_DIAGRAMS = 200
@@ -187,11 +186,72 @@ def _details(study: str, records: Sequence[TrialRecord], storage: str, front: se
     return out
 
 
-def report_html(study: str, records: Sequence[TrialRecord], *, storage: str) -> str:
+def verdict_html(records: Sequence[TrialRecord]) -> str:
+    """The front over architectures (``studies.verdict``): Dice as mean ± sd with its 95% interval
+    and n, ties, what the attention bought over no-attention twins, and the fidelity; empty when
+    no trial completed."""
+    result = verdict(records)
+    if not result.front:
+        return ""
+    by_hash = {a.spec_hash: a for a in result.architectures}
+    rows = []
+    for a in result.front:
+        interval = a.interval
+        if a.n < 2:
+            note = "n = 1: no interval"
+        elif a.tied_with is not None:
+            other = by_hash[a.tied_with]
+            note = f"tied with trial {other.trials[0]} ({other.label})"
+        else:
+            note = ""
+        rows.append(
+            {
+                "trials": ", ".join(str(t) for t in a.trials),
+                "Dice mean": f"{a.mean:.4f}",
+                "sd": "" if a.sd is None else f"{a.sd:.4f}",
+                "95% interval": "" if interval is None else f"[{interval[0]:.4f}, {interval[1]:.4f}]",
+                "n": a.n,
+                "GFLOPs": "" if a.gflops is None else f"{a.gflops:.4g}",
+                "architecture": a.label,
+                "verdict": note,
+            }
+        )
+    where = (
+        "confirmed: front members and their no-attention twins trained again with fresh seeds"
+        if result.stage == CONFIRM_STAGE
+        else "search stage"
+    )
+    out = f"<h2>Front over architectures</h2><p>{len(result.front)} of {len(result.architectures)}; {where}. "
+    out += (
+        "Dice is the mean over an architecture's runs with a 95% Student-t interval; a member whose "
+        "interval overlaps a cheaper member's is tied with it.</p>"
+    )
+    out += _table(rows, list(rows[0]))
+    if result.twins:
+        items = "".join(
+            f"<li>{html.escape(t.member.label)}: {t.difference:+.4f}"
+            + ("" if t.interval is None else f" [{t.interval[0]:+.4f}, {t.interval[1]:+.4f}]")
+            + f" vs {html.escape(t.twin.label)} ({t.resolved})</li>"
+            for t in result.twins
+        )
+        out += f"<p>What the attention bought (member − its no-attention twin, Welch 95% interval):</p><ul>{items}</ul>"
+    if result.fidelity is not None:
+        out += (
+            f'<p id="fidelity">Fidelity: Spearman ρ {result.fidelity:+.2f} between the search\'s and the confirm '
+            f"stage's Dice ranking of {result.fidelity_pairs} architectures.</p>"
+        )
+    return out
+
+
+def report_html(
+    study: str, records: Sequence[TrialRecord], *, storage: str, reference: tuple[float, float] | None = None
+) -> str:
     """One page: summary, Pareto front (click a point for its architecture), hypervolume, ablation,
-    parallel coordinates and the trials table. plotly.js is inlined (compressed), so it works offline."""
+    parallel coordinates, the front over architectures and the trials table. plotly.js is inlined
+    (compressed), so it works offline. ``reference``: the study's fixed hypervolume reference
+    (GFLOPs, Dice), ``studies.hv_reference``."""
     title = f"Study {study}"
-    summary = study_summary(study, records)
+    summary = study_summary(study, records, reference)
     reason = empty_reason(study, records)
     head = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -213,7 +273,7 @@ def report_html(study: str, records: Sequence[TrialRecord], *, storage: str) -> 
     x, y = OBJECTIVES["gflops"], OBJECTIVES["dice"]
     data = front_data({study: records})
     front = data.fronts[study]
-    reference = reference_point({study: records}, x, y)
+    reference = summary.reference
     figures = {
         "pareto": pareto_figure(data, title="Validation Dice vs GFLOPs"),
         "hypervolume": hypervolume_figure([hypervolume_curve(study, records, x, y, reference)], reference, "area"),
@@ -246,7 +306,7 @@ def report_html(study: str, records: Sequence[TrialRecord], *, storage: str) -> 
         f'{head}<script type="application/json" id="nas-report-meta">{meta}</script></head><body>{intro}'
         '<div id="front-row"><div id="pareto"></div><div id="detail"><p>Click a point of the front to see its '
         "architecture and export command (plotly.js is inlined: this page works offline).</p></div></div>"
-        f"{figure_divs}<h2>Pareto set</h2>{_table(front_rows, _COLUMNS)}"
+        f"{figure_divs}<h2>Pareto set</h2>{_table(front_rows, _COLUMNS)}{verdict_html(records)}"
         f'<h2>All trials</h2><p><label>state <select id="state-filter">{options}</select></label>'
         '<button id="prev-page" type="button">previous</button><button id="next-page" type="button">next</button> '
         '<span id="table-page"></span><button id="csv" type="button">download CSV</button></p>'

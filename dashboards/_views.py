@@ -23,6 +23,7 @@ from studies import (
     knee_record,
     pareto_mask,
     state_counts,
+    verdict,
 )
 
 #: Trial states a view can show; COMPLETE trials are always shown, the others on request. REUSED
@@ -155,6 +156,33 @@ class Point:
 
 
 @dataclass(frozen=True)
+class IntervalBar:
+    """One architecture's Dice over its runs: mean and 95% t-interval, at its GFLOPs."""
+
+    x: float
+    mean: float
+    low: float
+    high: float
+    n: int
+    label: str
+    tied: bool
+
+
+def interval_bars(records: Sequence[TrialRecord]) -> tuple[IntervalBar, ...]:
+    """The architectures of ``studies.verdict`` with an interval (two or more runs)."""
+    result = verdict(records)
+    front = {a.spec_hash: a for a in result.front}
+    bars = []
+    for a in result.architectures:
+        interval, gflops = a.interval, a.objectives.get("gflops", a.gflops)
+        if interval is None or gflops is None:
+            continue
+        tied = a.spec_hash in front and front[a.spec_hash].tied_with is not None
+        bars.append(IntervalBar(float(gflops), a.mean, interval[0], interval[1], a.n, a.label, tied))
+    return tuple(bars)
+
+
+@dataclass(frozen=True)
 class FrontData:
     """The Pareto scatter of one or more studies on two chosen objectives."""
 
@@ -169,6 +197,9 @@ class FrontData:
     color_keys: tuple[str, ...] = ()
     #: Per study, the knee of its Dice/GFLOPs front (what ``nas export --knee`` takes); only on those axes.
     knees: Mapping[str, int] = field(default_factory=dict)
+    #: Per study, its architectures with two or more runs (Dice against GFLOPs only): the mean and
+    #: 95% t-interval of Dice over seeds, from ``studies.verdict`` (the confirm stage when it ran).
+    bars: Mapping[str, tuple[IntervalBar, ...]] = field(default_factory=dict)
 
     @property
     def overlay(self) -> bool:
@@ -246,7 +277,10 @@ def front_data(
     knees = {}
     if {ox.name, oy.name} == {"gflops", "dice"}:
         knees = {study: knee_record(records).number for study, records in studies.items() if fronts.get(study)}
-    return FrontData(ox, oy, color_by, symbol_by, tuple(points), fronts, hidden, keys, knees)
+    bars = {}
+    if (ox.name, oy.name) == ("gflops", "dice"):
+        bars = {study: found for study, records in studies.items() if (found := interval_bars(records))}
+    return FrontData(ox, oy, color_by, symbol_by, tuple(points), fronts, hidden, keys, knees, bars)
 
 
 # ---------------------------------------------------------------- hypervolume

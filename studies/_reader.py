@@ -27,7 +27,7 @@ from sqlalchemy import column, select, table, text
 
 from studies._errors import StorageError
 from studies._records import TrialRecord, record_from_parts, trial_records
-from studies._study import OBJECTIVES, load_study, study_names
+from studies._study import OBJECTIVES, hv_reference, load_study, study_names
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class StudyReader:
     def __init__(self, storage: optuna.storages.BaseStorage) -> None:
         self._storage = storage
         self._lock = threading.Lock()
+        self._references: dict[str, tuple[float, float] | None] = {}
         self._cache: dict[str, _StudyCache] = {}
         self._engine: sqlalchemy.engine.Engine | None = None
         if isinstance(storage, optuna.storages.RDBStorage):
@@ -123,6 +124,16 @@ class StudyReader:
             return study_names(self._storage)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             raise StorageError(f"storage: cannot list the studies ({_reason(exc)})") from None
+
+    def hv_reference(self, name: str) -> tuple[float, float] | None:
+        """Study ``name``'s fixed hypervolume reference (GFLOPs, Dice), read once (it never changes)."""
+        if name not in self._references:
+            try:
+                study_id = self._storage.get_study_id_from_name(name)
+                self._references[name] = hv_reference(self._storage.get_study_user_attrs(study_id))
+            except (KeyError, sqlalchemy.exc.SQLAlchemyError):
+                return None
+        return self._references[name]
 
     def records(self, name: str) -> list[TrialRecord]:
         """Every trial of study ``name`` as a record, in trial-number order.

@@ -366,3 +366,40 @@ def test_the_diagram_draws_every_mechanism_of_a_two_mechanism_spec() -> None:
     assert {(b.placement, b.level) for b in data.badges} == {("bottleneck", 2), ("skip", 0), ("skip", 1)}
     assert " + " in data.caption and "gated" in data.caption
     assert sum(e.kind == "gate" for e in data.edges) == 2
+
+
+def test_architectures_with_seeds_get_interval_bars_and_the_report_their_verdict() -> None:
+    """Error bars (mean and 95% t-interval of Dice over seeds) at each architecture's GFLOPs, checked
+    against the naive formula; the report prints the front over architectures with its ties."""
+    import math
+
+    from dashboards import pareto_figure, report_html
+    from dashboards._figures import INTERVAL_TRACE
+    from studies import TrialRecord
+
+    def runs(start: int, block: str, gflops: float, dices: list[float]) -> list[TrialRecord]:
+        spec = {"backbone": "unet", "channels": [8, 16], "attention": {"block": block}}
+        return [
+            TrialRecord(
+                number=start + i, state="COMPLETE", values=(d, gflops), spec=spec, spec_hash=block,
+                label=f"{block} unet 8-16", flops=int(gflops * 1e9), seed=i,
+            )
+            for i, d in enumerate(dices)
+        ]  # fmt: skip
+
+    records = runs(0, "none", 1.0, [0.80, 0.81, 0.82]) + runs(3, "pwa", 2.0, [0.805, 0.815, 0.83])
+    data = front_data({"s": records})
+    (bar_none, bar_pwa) = sorted(data.bars["s"], key=lambda b: b.x)
+    values = [0.805, 0.815, 0.83]
+    mean = sum(values) / 3
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+    half = 4.302652729749464 * sd / math.sqrt(3)  # t(0.975, 2), from the tables
+    assert (bar_pwa.x, bar_pwa.n, bar_pwa.tied) == (2.0, 3, True) and not bar_none.tied
+    assert bar_pwa.mean == pytest.approx(mean) and (bar_pwa.low, bar_pwa.high) == pytest.approx(
+        (mean - half, mean + half)
+    )
+    (trace,) = [t for t in pareto_figure(data).data if t.name == INTERVAL_TRACE]
+    assert trace.hoverinfo == "skip"  # never the marker a click or hover picks
+    assert list(trace.error_y.array) == pytest.approx([b.high - b.mean for b in (bar_none, bar_pwa)])
+    page = report_html("s", records, storage="sqlite:///nas.db")
+    assert "Front over architectures" in page and "tied with trial 0 (none unet 8-16)" in page

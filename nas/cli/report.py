@@ -7,7 +7,16 @@ from pathlib import Path
 
 from dashboards import report_html
 from nas.cli._common import add_storage
-from studies import StudyReader, open_storage, pareto_records, parse_storage_url, redact, sqlite_path
+from studies import (
+    StudyReader,
+    hv_reference,
+    load_study,
+    open_storage,
+    pareto_records,
+    parse_storage_url,
+    redact,
+    sqlite_path,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +38,14 @@ def portable_storage(url: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    reader = StudyReader(open_storage(args.storage, create=False))
+    storage = open_storage(args.storage, create=False)
+    reader = StudyReader(storage)
     records = reader.records(args.study)  # an unknown study fails here, before anything is written
+    reference = hv_reference(load_study(storage, args.study).user_attrs)
     if not args.output.parent.resolve().is_dir():
         raise FileNotFoundError(f"-o {args.output}: directory {args.output.parent.resolve()} does not exist")
-    args.output.write_text(report_html(args.study, records, storage=portable_storage(args.storage)), encoding="utf-8")
+    page = report_html(args.study, records, storage=portable_storage(args.storage), reference=reference)
+    args.output.write_text(page, encoding="utf-8")
     done = sum(r.state == "COMPLETE" for r in records)
     print(f"report: {args.output.resolve()} ({done} complete trials, {len(pareto_records(records))} on the front)")
     return 0

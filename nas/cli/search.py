@@ -267,7 +267,12 @@ def run(args: argparse.Namespace) -> int:
     report = args.report or Path(outcome.study_dir) / "report.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(
-        report_html(outcome.study, outcome.records, storage=redact(parse_storage_url(outcome.storage))),
+        report_html(
+            outcome.study,
+            outcome.records,
+            storage=redact(parse_storage_url(outcome.storage)),
+            reference=view.reference,
+        ),
         encoding="utf-8",
     )
     print()
