@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from studies._errors import ExportError, StorageError, StudyError, StudyExistsError, StudyNotFoundError
-from studies._export import (
-    ARCH_FILE,
-    CARD_FILE,
-    METRICS_FILE,
-    TORCHSCRIPT_FILE,
-    WEIGHTS_FILE,
-    check_output_dir,
-    export_trial,
-)
+
+if TYPE_CHECKING:  # imported on first use (``__getattr__`` below): export needs torch, reading a study not
+    from studies._export import (
+        ARCH_FILE,
+        CARD_FILE,
+        MANIFEST_FILE,
+        METRICS_FILE,
+        ONNX_FILE,
+        PROGRAM_FILE,
+        TORCHSCRIPT_FILE,
+        WEIGHTS_FILE,
+        FormatResult,
+        bundle_clahe,
+        check_output_dir,
+        export_trial,
+        reproducibility_manifest,
+        write_onnx,
+        write_program,
+    )
 from studies._frame import flatten_spec, records_frame
 from studies._pareto import hypervolume_2d, pareto_mask
 from studies._reader import KNOWN_SCHEMA_REVISIONS, StudyReader
@@ -117,15 +130,19 @@ __all__ = [
     "DIRECTIONS",
     "INFEASIBLE",
     "KNOWN_SCHEMA_REVISIONS",
+    "MANIFEST_FILE",
     "METRICS_FILE",
     "OBJECTIVES",
     "OBJECTIVE_DIRECTIONS",
+    "ONNX_FILE",
+    "PROGRAM_FILE",
     "REUSED",
     "SEARCH_STAGE",
     "TORCHSCRIPT_FILE",
     "WEIGHTS_FILE",
     "ArchitectureResult",
     "ExportError",
+    "FormatResult",
     "StorageError",
     "StudyError",
     "StudyExistsError",
@@ -137,6 +154,7 @@ __all__ = [
     "architecture_front",
     "architecture_results",
     "best_under_budget",
+    "bundle_clahe",
     "check_objectives",
     "check_output_dir",
     "complete_records",
@@ -157,6 +175,7 @@ __all__ = [
     "record_from_trial",
     "records_frame",
     "redact",
+    "reproducibility_manifest",
     "set_trial_user_attrs",
     "spent_trials",
     "sqlite_path",
@@ -166,4 +185,15 @@ __all__ = [
     "trial_records",
     "twin_key",
     "verdict",
+    "write_onnx",
+    "write_program",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The names of ``studies._export`` on first use: it imports torch, which the dashboard never needs."""
+    if name in __all__:
+        value = getattr(importlib.import_module("studies._export"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'studies' has no attribute {name!r}")

@@ -15,7 +15,10 @@ from typing import Any
 import optuna
 
 from studies._bundle import BUNDLE_DIR, study_tta, write_bundle
+from studies._bundle import bundle_clahe as bundle_clahe  # re-exported by studies (the bundle calls it)
 from studies._errors import ExportError
+from studies._formats import ONNX_FILE, ONNX_OPSET, PROGRAM_FILE, FormatResult, write_onnx, write_program
+from studies._nnunet import nnunet_card, write_nnunet
 from studies._records import TrialRecord, record_from_trial
 from studies._weights import pruned_weights
 
@@ -24,6 +27,8 @@ WEIGHTS_FILE = "model.pt"
 CARD_FILE = "MODEL_CARD.md"
 METRICS_FILE = "metrics.json"
 TORCHSCRIPT_FILE = "model.ts"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_SCHEMA_VERSION = 1
 
 
 def _torchscript(spec: dict[str, Any], weights: Path, input_shape: Any, target: Path) -> str | None:
@@ -92,7 +97,7 @@ def _torchscript_lines(shape: Any, traced: str | None) -> str:
     )
 
 
-def _model_card(study: optuna.Study, record: TrialRecord, traced: str | None) -> str:
+def _model_card(study: optuna.Study, record: TrialRecord, traced: str | None, formats: str = "") -> str:
     attrs = study.user_attrs
     dice, gflops = record.values or (float("nan"), float("nan"))
     data = json.dumps(attrs.get("data", {}), sort_keys=True)
@@ -128,6 +133,12 @@ model.load_state_dict(torch.load("{WEIGHTS_FILE}", map_location="cpu"))
 model.eval()
 ```
 {_torchscript_lines(shape, traced)}
+For deployment without this package (`x`: a float32 tensor of shape (batch, {shape[0] if shape else "C"}, ...), z-scored
+per image as the study's data was):
+{formats}
+Reproducibility: `{MANIFEST_FILE}` holds the library versions, device and determinism flags, the data split,
+the seeds and the spec hash.
+
 As a MONAI bundle (`{BUNDLE_DIR}/`: `configs/metadata.json`, `configs/inference.json`, `models/model.pt`):
 ```
 cd {BUNDLE_DIR} && python -m monai.bundle run --config_file configs/inference.json --dataset_dir IMAGES
@@ -199,9 +210,12 @@ def _move_into_place(staged: Path, target: Path) -> None:
     staged.rmdir()
 
 
-def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Write ``arch.json``, ``model.pt``, ``model.ts``, ``metrics.json``, a model card and a MONAI
-    bundle (``bundle/``) for trial ``number``.
+def export_trial(
+    study: optuna.Study, number: int, out_dir: str | Path, *, overwrite: bool = False, nnunet: bool = False
+) -> Path:
+    """Write ``arch.json``, ``model.pt``, ``model.ts``, ``model.pt2`` (``torch.export``), ``model.onnx``,
+    ``metrics.json``, ``manifest.json``, a model card and a MONAI bundle (``bundle/``) for trial
+    ``number``; with ``nnunet``, also an nnU-Net v2 trainer (``nnunet/``).
 
     Only COMPLETE trials with recorded weights can be exported. An existing non-empty ``out_dir``
     is refused unless ``overwrite`` is set. Everything is checked first and written into a temporary
@@ -234,7 +248,7 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
     except OSError as exc:
         raise ExportError(f"-o {target}: cannot be written: {exc.strerror or exc}") from None
     try:
-        _write_export(study, record, weights, staged)
+        _write_export(study, record, weights, staged, nnunet=nnunet)
         _move_into_place(staged, target)
     except OSError as exc:
         raise ExportError(f"-o {target}: cannot be written: {exc.strerror or exc}") from None
@@ -243,11 +257,137 @@ def export_trial(study: optuna.Study, number: int, out_dir: str | Path, *, overw
     return target
 
 
-def _write_export(study: optuna.Study, record: TrialRecord, weights: Path, target: Path) -> None:
+def _library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for package in (
+        "attention-nas",
+        "torch",
+        "monai",
+        "numpy",
+        "optuna",
+        "ray",
+        "onnx",
+        "onnxruntime",
+        "onnxscript",
+        "nibabel",
+        "pillow",
+        "scikit-image",
+    ):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def reproducibility_manifest(study: optuna.Study, record: TrialRecord) -> dict[str, Any]:
+    """What a reviewer needs to rerun a trial: versions, device and determinism, data split, seeds,
+    the study's command (when it recorded one) and the spec's hash. Each part says where it is missing."""
+    import platform
+    import sys
+
+    import torch
+
+    attrs = dict(study.user_attrs)
+    train = attrs.get("train") if isinstance(attrs.get("train"), dict) else {}
+    data = attrs.get("data") if isinstance(attrs.get("data"), dict) else {}
+    assert isinstance(train, dict) and isinstance(data, dict)
+    command = attrs.get("command") or attrs.get("argv")
+    split = attrs.get("split")
+    return {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "study": study.study_name,
+        "trial": record.number,
+        "spec_hash": record.spec_hash,
+        "command": command
+        if command
+        else {
+            "recorded": False,
+            "note": "the study recorded no command line; its full configuration is below (data, train, space, "
+            "search), from which `nas search` with the same study file reproduces it",
+        },
+        "export_command": f"nas export {study.study_name} --trial {record.number}",
+        "search": {key: attrs.get(key) for key in ("sampler", "objectives", "trial_budget", "fidelity", "replicates")},
+        "space": attrs.get("space"),
+        "data": data,
+        "train": train,
+        "input_shape": attrs.get("input_shape"),
+        "split": split
+        if split
+        else {
+            "recorded": False,
+            "note": f"data kind {data.get('kind', 'unknown')!r} recorded no case split: synthetic data is generated "
+            "from data.seed, so the same config gives the same images",
+        },
+        "split_groups": attrs.get("split_groups"),
+        "seeds": {
+            "search": attrs.get("seed"),
+            "data": data.get("seed"),
+            "train": train.get("seed"),
+            "trial": record.seed,
+        },
+        "device": {
+            "trained_on": train.get("device", "unknown"),
+            "determinism": attrs.get("determinism", "not recorded"),
+            "threads_per_trial": train.get("threads_per_trial"),
+        },
+        "export_environment": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda_available": torch.cuda.is_available(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+            "libraries": _library_versions(),
+        },
+    }
+
+
+def _format_lines(program: FormatResult, onnx: FormatResult) -> str:
+    lines = []
+    if program.file:
+        lines.append(
+            f"- `{PROGRAM_FILE}` (`torch.export`, dynamic {', '.join(program.dynamic)}; max abs difference from "
+            f"the network {program.max_abs_diff:.2g}):\n"
+            f'  ```python\n  model = torch.export.load("{PROGRAM_FILE}").module()\n  logits = model(x)\n  ```\n'
+        )
+    else:
+        lines.append(f"- no `{PROGRAM_FILE}` was written ({program.reason})\n")
+    if onnx.file:
+        lines.append(
+            f"- `{ONNX_FILE}` (ONNX opset {ONNX_OPSET}, dynamic {', '.join(onnx.dynamic)}; max abs difference from "
+            f"the network in onnxruntime {onnx.max_abs_diff:.2g}):\n"
+            f'  ```python\n  import onnxruntime\n  session = onnxruntime.InferenceSession("{ONNX_FILE}")\n'
+            "  logits = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]\n  ```\n"
+        )
+    else:
+        lines.append(f"- no `{ONNX_FILE}` was written ({onnx.reason})\n")
+    return "".join(lines)
+
+
+def _write_export(
+    study: optuna.Study, record: TrialRecord, weights: Path, target: Path, *, nnunet: bool = False
+) -> None:
+    import torch
+
+    from search_spaces import ArchSpec, build_model
+
     assert record.spec is not None
+    attrs = dict(study.user_attrs)
+    input_shape = attrs.get("input_shape")
     (target / ARCH_FILE).write_text(json.dumps(record.spec, indent=2, sort_keys=True) + "\n")
     shutil.copyfile(weights, target / WEIGHTS_FILE)
-    traced = _torchscript(dict(record.spec), weights, study.user_attrs.get("input_shape"), target / TORCHSCRIPT_FILE)
+    traced = _torchscript(dict(record.spec), weights, input_shape, target / TORCHSCRIPT_FILE)
+    model = build_model(ArchSpec.from_dict(dict(record.spec)))
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    cache: dict[tuple[Any, ...], Any] = {}
+    program = write_program(model, input_shape, target / PROGRAM_FILE, cache=cache)
+    onnx = write_onnx(model, input_shape, target / ONNX_FILE, cache=cache)
     metrics: dict[str, Any] = {
         "study": study.study_name,
         "trial": record.number,
@@ -260,13 +400,33 @@ def _write_export(study: optuna.Study, record: TrialRecord, weights: Path, targe
         "epochs": record.epochs,
         "history": list(record.history),
         "validation_metrics": record.metrics,
-        "data": study.user_attrs.get("data"),
-        "train": study.user_attrs.get("train"),
-        "input_shape": study.user_attrs.get("input_shape"),
-        "tta": study_tta(dict(study.user_attrs)),
+        "data": attrs.get("data"),
+        "train": attrs.get("train"),
+        "input_shape": input_shape,
+        "tta": study_tta(attrs),
         "torchscript": TORCHSCRIPT_FILE if traced is None else f"not written: {traced}",
+        "torch_export": program.to_dict(),
+        "onnx": {**onnx.to_dict(), "opset": ONNX_OPSET},
         "monai_bundle": BUNDLE_DIR,
+        "manifest": MANIFEST_FILE,
     }
-    write_bundle(target, study.study_name, record.number, record, dict(study.user_attrs), weights)
+    if nnunet:
+        metrics["nnunet"] = write_nnunet(target, study.study_name, record)
+    write_bundle(
+        target,
+        study.study_name,
+        record.number,
+        record,
+        attrs,
+        weights,
+        program=target / PROGRAM_FILE if program.file else None,
+        torchscript=target / TORCHSCRIPT_FILE if traced is None else None,
+    )
+    (target / MANIFEST_FILE).write_text(
+        json.dumps(reproducibility_manifest(study, record), indent=2, sort_keys=True) + "\n"
+    )
     (target / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    (target / CARD_FILE).write_text(_model_card(study, record, traced))
+    card = _model_card(study, record, traced, _format_lines(program, onnx))
+    if nnunet:
+        card += nnunet_card(study.study_name, record)
+    (target / CARD_FILE).write_text(card)

@@ -122,7 +122,17 @@ def test_export_writes_spec_weights_card_and_metrics(storage: optuna.storages.RD
     study = make_study(storage, "exp", weights_dir=tmp_path)
     out = export_trial(study, 1, tmp_path / "export")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["MODEL_CARD.md", "arch.json", "bundle", "metrics.json", "model.pt", "model.ts"]
+    assert names == [
+        "MODEL_CARD.md",
+        "arch.json",
+        "bundle",
+        "manifest.json",
+        "metrics.json",
+        "model.onnx",
+        "model.pt",
+        "model.pt2",
+        "model.ts",
+    ]
     spec = ArchSpec.from_json((out / "arch.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     assert spec.spec_hash() == metrics["spec_hash"] and metrics["torchscript"] == "model.ts"
