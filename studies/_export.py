@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from studies._bundle import bundle_clahe as bundle_clahe  # re-exported by studi
 from studies._errors import ExportError
 from studies._formats import ONNX_FILE, ONNX_OPSET, PROGRAM_FILE, FormatResult, write_onnx, write_program
 from studies._nnunet import nnunet_card, write_nnunet
-from studies._records import TrialRecord, record_from_trial
+from studies._records import TrialRecord, record_from_trial, trial_records
+from studies._verdict import architecture_results, verdict
 from studies._weights import pruned_weights
 
 ARCH_FILE = "arch.json"
@@ -97,7 +98,56 @@ def _torchscript_lines(shape: Any, traced: str | None) -> str:
     )
 
 
-def _model_card(study: optuna.Study, record: TrialRecord, traced: str | None, formats: str = "") -> str:
+def architecture_summary(records: Sequence[TrialRecord], record: TrialRecord) -> dict[str, Any] | None:
+    """What the study's evidence says of ``record``'s architecture (``studies.verdict``): its Dice as
+    mean ± sd over its runs with the 95% interval and n, in the stage the verdict shows (the confirm
+    stage when it ran, else the search), and whether it is on the front over architectures or tied."""
+    result = verdict(records)
+    found = [a for a in result.architectures if a.spec_hash == record.spec_hash]
+    if not found:  # not in the stage shown (a search-stage member the confirm stage did not retrain)
+        found = [a for a in architecture_results(records) if a.spec_hash == record.spec_hash]
+    if not found:
+        return None
+    arch = found[0]
+    front = {a.spec_hash: a for a in result.front} if arch.stage == result.stage else {}
+    member = front.get(arch.spec_hash)
+    return {
+        "stage": arch.stage,
+        "trials": list(arch.trials),
+        "n": arch.n,
+        "dice_mean": arch.mean,
+        "dice_sd": arch.sd,
+        "dice_interval_95": list(arch.interval) if arch.interval else None,
+        "on_front": member is not None,
+        "tied_with_trial": (
+            next(a.trials[0] for a in result.front if a.spec_hash == member.tied_with)
+            if member is not None and member.tied_with is not None
+            else None
+        ),
+    }
+
+
+def _architecture_lines(summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return ""
+    line = f"- over its {summary['n']} run(s) ({summary['stage']} stage, trials {summary['trials']}): "
+    line += f"Dice {summary['dice_mean']:.4f}"
+    if summary["dice_sd"] is not None:
+        lo, hi = summary["dice_interval_95"]
+        line += f" ± {summary['dice_sd']:.4f} (sd), 95% t-interval [{lo:.4f}, {hi:.4f}]"
+    line += "; on the front over architectures" if summary["on_front"] else "; not on the front over architectures"
+    if summary["tied_with_trial"] is not None:
+        line += f", tied with the cheaper trial {summary['tied_with_trial']} (intervals overlap)"
+    return line + "\n"
+
+
+def _model_card(
+    study: optuna.Study,
+    record: TrialRecord,
+    traced: str | None,
+    formats: str = "",
+    summary: dict[str, Any] | None = None,
+) -> str:
     attrs = study.user_attrs
     dice, gflops = record.values or (float("nan"), float("nan"))
     data = json.dumps(attrs.get("data", {}), sort_keys=True)
@@ -114,8 +164,8 @@ Exported from study `{study.study_name}`, trial {record.number}, by attention-na
 
 ## Results (validation split of the study's data)
 - Dice (best epoch {record.best_epoch} of {record.epochs}): {dice:.6f}
-- Cost: {gflops:.4f} GFLOPs forward at input {shape} (FLOPs = 2 × multiply-adds, batch 1, attention matmuls
-  included), {record.params} trainable parameters
+{_architecture_lines(summary)}- Cost: {gflops:.4f} GFLOPs forward at input {shape} (FLOPs = 2 × multiply-adds, batch 1,
+  attention matmuls included), {record.params} trainable parameters
 
 {_tta_line(study_tta(attrs))}{_metrics_lines(record)}
 ## Data and training
@@ -388,6 +438,7 @@ def _write_export(
     cache: dict[tuple[Any, ...], Any] = {}
     program = write_program(model, input_shape, target / PROGRAM_FILE, cache=cache)
     onnx = write_onnx(model, input_shape, target / ONNX_FILE, cache=cache)
+    summary = architecture_summary(trial_records(study), record)
     metrics: dict[str, Any] = {
         "study": study.study_name,
         "trial": record.number,
@@ -409,6 +460,7 @@ def _write_export(
         "onnx": {**onnx.to_dict(), "opset": ONNX_OPSET},
         "monai_bundle": BUNDLE_DIR,
         "manifest": MANIFEST_FILE,
+        "architecture": summary,
     }
     if nnunet:
         metrics["nnunet"] = write_nnunet(target, study.study_name, record)
@@ -426,7 +478,7 @@ def _write_export(
         json.dumps(reproducibility_manifest(study, record), indent=2, sort_keys=True) + "\n"
     )
     (target / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    card = _model_card(study, record, traced, _format_lines(program, onnx))
+    card = _model_card(study, record, traced, _format_lines(program, onnx), summary)
     if nnunet:
         card += nnunet_card(study.study_name, record)
     (target / CARD_FILE).write_text(card)

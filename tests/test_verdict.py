@@ -109,3 +109,28 @@ def test_the_confirm_stage_alone_is_the_verdict_and_fidelity_is_spearman() -> No
     d2 = (0**2) + (0**2) + (1**2) + (1**2)
     assert result.fidelity == pytest.approx(1 - 6 * d2 / (4 * (4**2 - 1)), abs=1e-12)
     assert result.fidelity_pairs == 4
+
+
+def test_the_export_model_card_gives_mean_sd_and_n_of_the_confirmed_architecture(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from nas.cli import main
+    from studies import ATTR_SEED, ATTR_STAGE, create_study, open_storage
+    from tests._studyfactory import add_trial, sa_spec
+
+    storage = f"sqlite:///{tmp_path / 'nas.db'}"
+    study = create_study(
+        open_storage(storage, create=True), "s", attrs={"data": {"kind": "synthetic"}, "input_shape": [1, 32, 32]}
+    )
+    spec = sa_spec()
+    add_trial(study, spec, (0.90, 0.08), weights_dir=tmp_path)  # the search's (lucky) run
+    dices = [0.71, 0.74, 0.725]
+    for seed, dice in enumerate(dices, start=1):
+        add_trial(study, spec, (dice, 0.08), weights_dir=tmp_path, attrs={ATTR_STAGE: CONFIRM_STAGE, ATTR_SEED: seed})
+    assert main(["export", "s", "--trial", "2", "--storage", storage, "-o", str(tmp_path / "e")]) == 0
+    summary = json.loads((tmp_path / "e" / "metrics.json").read_text())["architecture"]
+    lo, hi = _naive_interval(dices)
+    assert (summary["stage"], summary["n"], summary["trials"]) == (CONFIRM_STAGE, 3, [1, 2, 3])
+    assert summary["dice_mean"] == pytest.approx(0.725) and summary["dice_interval_95"] == pytest.approx([lo, hi])
+    card = (tmp_path / "e" / "MODEL_CARD.md").read_text()
+    assert "over its 3 run(s) (confirm stage, trials [1, 2, 3]): Dice 0.7250 ±" in card and "95% t-interval" in card
