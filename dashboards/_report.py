@@ -193,17 +193,9 @@ def verdict_html(records: Sequence[TrialRecord]) -> str:
     result = verdict(records)
     if not result.front:
         return ""
-    by_hash = {a.spec_hash: a for a in result.architectures}
     rows = []
     for a in result.front:
-        interval = a.interval
-        if a.n < 2:
-            note = "n = 1: no interval"
-        elif a.tied_with is not None:
-            other = by_hash[a.tied_with]
-            note = f"tied with trial {other.trials[0]} ({other.label})"
-        else:
-            note = ""
+        interval, note = a.interval, result.note(a)
         rows.append(
             {
                 "trials": ", ".join(str(t) for t in a.trials),

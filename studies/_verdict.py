@@ -152,6 +152,16 @@ class Verdict:
     def tied(self) -> tuple[ArchitectureResult, ...]:
         return tuple(a for a in self.front if a.tied_with is not None)
 
+    def note(self, member: ArchitectureResult) -> str:
+        """What the evidence says of a front member, in words: ``n = 1: no interval``, ``tied with
+        trial 12 (none unet 8-16-32)``, or nothing (better than every cheaper member)."""
+        if member.n < 2:
+            return "n = 1: no interval"
+        if member.tied_with is None:
+            return ""
+        other = next(a for a in self.architectures if a.spec_hash == member.tied_with)
+        return f"tied with trial {other.trials[0]} ({other.label})"
+
 
 def architecture_results(records: Sequence[TrialRecord], stage: str | None = None) -> list[ArchitectureResult]:
     """Complete, trained runs grouped by (stage, spec hash); ``stage`` keeps one stage only."""

@@ -78,17 +78,9 @@ def verdict_table(records: Sequence[TrialRecord]) -> str:
     if not result.front:
         return ""
     costs = [n for n in result.objectives if OBJECTIVE_DIRECTIONS[n] == "minimize"]
-    labels = {a.spec_hash: a for a in result.architectures}
     rows = []
     for a in result.front:
-        interval = a.interval
-        if a.n < 2:
-            note = "n = 1: no interval"
-        elif a.tied_with is not None:
-            other = labels[a.tied_with]
-            note = f"tied with trial {other.trials[0]} ({other.label})"
-        else:
-            note = ""
+        interval, note = a.interval, result.note(a)
         rows.append(
             (
                 ",".join(str(t) for t in a.trials),
