@@ -7,17 +7,16 @@ study's Pareto set, a click that shows the architecture; screenshots go to ``tes
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 
-from dashboards import DashboardServer, create_app, report_html
-from studies import StudyReader, create_study, open_storage, pareto_records, trial_records
-from tests._browser import chrome, console_errors, require_browser, screenshot
+from dashboards import report_html
+from studies import create_study, open_storage, pareto_records, trial_records
+from tests._browser import chrome, console_errors, require_browser, screenshot, served, text_of, wait_for
 from tests._studyfactory import make_rich_study, synthetic_trials
 
 pytestmark = pytest.mark.browser
@@ -41,37 +40,8 @@ def storage_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'dash.db'}"
 
 
-@contextmanager
-def served(driver: Any, url: str, *, refresh_s: float = 1.0) -> Iterator[str]:
-    """Serve the dashboard of ``url``; afterwards leave the page first, so that its timer does not
-    log refused connections into the next test's console."""
-    reader = StudyReader(open_storage(url, create=False))
-    server = DashboardServer(create_app(reader, storage_label=url, refresh_s=refresh_s), port=0).start()
-    console_errors(driver)  # start from a clean log
-    try:
-        yield server.url
-    finally:
-        driver.get("about:blank")
-        server.stop()
-        console_errors(driver)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def front_traces(driver: Any, selector: str = "#pareto .js-plotly-plot") -> dict[str, int]:
     return dict(driver.execute_script(FRONT_JS, selector) or [])
-
-
-def text_of(driver: Any, element_id: str) -> str:
-    return str(driver.execute_script(f"var e = document.getElementById('{element_id}'); return e ? e.innerText : '';"))
 
 
 def click_front_point(driver: Any, plot_selector: str, trace_name: str, index: int) -> list[Any]:
