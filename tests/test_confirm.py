@@ -14,7 +14,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 
 from nas._config import DEMO_SPACE
-from nas._confirm import confirm_seeds, plan_confirm
+from nas._confirm import ConfirmPoint, confirm_seeds, plan_confirm
 from search_spaces import ArchSpec, SampleContext, enumerate_specs
 from studies import (
     ATTR_HV_REFERENCE,
@@ -47,6 +47,14 @@ def _add(study: optuna.Study, params: dict, spec: ArchSpec, dice: float, gflops:
     )
 
 
+def _plan(study: optuna.Study) -> list[ConfirmPoint]:
+    """What the confirm stage would train: 3 members of the demo space, seeds 1 and 2."""
+    return plan_confirm(
+        study, trial_records(study), space=DEMO_SPACE, context=CONTEXT, objectives=("dice", "gflops"),
+        members=3, seeds=[1, 2],
+    )  # fmt: skip
+
+
 def test_front_members_and_their_no_attention_twins_are_planned_with_fresh_seeds() -> None:
     study = create_study(optuna.storages.InMemoryStorage(), "plan")
     specs = enumerate_specs(DEMO_SPACE, CONTEXT)
@@ -54,15 +62,7 @@ def test_front_members_and_their_no_attention_twins_are_planned_with_fresh_seeds
     sa = next((p, s) for p, s in specs if s.attention.block == "sa" and s.channels[0] == 8)
     _add(study, *pwa, dice=0.9, gflops=2.0)
     _add(study, *sa, dice=0.8, gflops=1.0)
-    points = plan_confirm(
-        study,
-        trial_records(study),
-        space=DEMO_SPACE,
-        context=CONTEXT,
-        objectives=("dice", "gflops"),
-        members=3,
-        seeds=[1, 2],
-    )
+    points = _plan(study)
     for member in (pwa[1], sa[1]):
         # The twin, written independently: the member's backbone, depth and widths, no attention.
         twin = ArchSpec.from_dict({**member.to_dict(), "attention": {"block": "none"}})
@@ -84,15 +84,7 @@ def test_a_dominated_architecture_is_not_confirmed() -> None:
     big = next((p, s) for p, s in specs if s.attention.block == "sa" and s.channels[0] == 16)
     _add(study, *small, dice=0.9, gflops=1.0)
     _add(study, *big, dice=0.8, gflops=3.0)  # dominated: more GFLOPs, less Dice
-    points = plan_confirm(
-        study,
-        trial_records(study),
-        space=DEMO_SPACE,
-        context=CONTEXT,
-        objectives=("dice", "gflops"),
-        members=3,
-        seeds=[1, 2],
-    )
+    points = _plan(study)
     assert {p.spec_hash for p in points} == {small[1].spec_hash()}
 
 
