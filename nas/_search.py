@@ -82,6 +82,29 @@ class SearchOutcome:
     interrupted: bool = False
 
 
+class _PicklableNSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II that pickles. Since Optuna 5.1 the genetic samplers hold a ``threading.Lock``
+    (``optuna/samplers/_ga/_base.py``) without dropping it when pickled, and Ray's ``Tuner`` pickles
+    the searcher, with its sampler, into ``tuner.pkl``: every NSGA-II search failed with "cannot
+    pickle '_thread.lock' object". The lock is recreated on unpickling, as Optuna's own
+    ``JournalStorage`` does with its lock."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
+# The generation keys a GA sampler writes into the study are named after its class
+# (``__init_subclass__``): keep NSGA-II's, so that studies resume across the two classes.
+_PicklableNSGAII._GENERATION_KEY = optuna.samplers.NSGAIISampler._GENERATION_KEY  # type: ignore[attr-defined]
+_PicklableNSGAII._PARENT_CACHE_KEY_PREFIX = optuna.samplers.NSGAIISampler._PARENT_CACHE_KEY_PREFIX  # type: ignore[attr-defined]
+
+
 def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     """The study's sampler. NSGA-II (default) and TPE read the trials' constraint (set by the
     searcher when the config bounds the cost): a refused spec's violation steers them away from its
@@ -93,7 +116,7 @@ def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
             # At most 10: on the tabular benchmark (bench/search_efficiency.py, 224 architectures, 224
             # trials) a population of 20 needed 1.4x the trials of 10 to reach 95% of the true front.
             population = config.population or max(4, min(10, config.trials // 4))
-            return optuna.samplers.NSGAIISampler(population_size=population, seed=config.seed)
+            return _PicklableNSGAII(population_size=population, seed=config.seed)
         if config.sampler == "tpe":
             # TPE's random start-up phase covers the space before it models it.
             startup = max(4, min(10, config.trials // 2))

@@ -195,3 +195,24 @@ def test_the_study_objectives_choose_the_values_told(tmp_path: Path) -> None:
     (record,) = records_of(searcher._ot_study)  # type: ignore[arg-type]
     assert record.values == (0.6, 4.5) and record.objective("latency") == 4.5
     assert record.dice == 0.6 and record.gflops == pytest.approx(0.1)  # from the counted FLOPs
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe", "random", "grid"])
+def test_every_sampler_survives_rays_pickling_after_sampling(tmp_path: Path, sampler: str) -> None:
+    """``tune.Tuner`` cloudpickles the searcher with its sampler (tuner.pkl): Optuna 5.1's NSGA-II
+    holds a thread lock, and every default search failed with "cannot pickle '_thread.lock'"."""
+    from ray import cloudpickle
+
+    import nas
+
+    config = nas.SearchConfig(study="pickled", trials=8, sampler=sampler, space=nas.DEMO_SPACE, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=nas.make_sampler(config))
+    for _ in range(6):  # past NSGA-II's first generation, so its caches and lock are in use
+        trial = study.ask()
+        study.tell(trial, [trial.suggest_float("x", 0.0, 1.0), 1.0])
+    copy = cloudpickle.loads(cloudpickle.dumps(study.sampler))
+    trial = study.ask()  # the copy samples as the original does
+    assert type(copy) is type(study.sampler)
+    copy_study = optuna.create_study(directions=["maximize", "minimize"], sampler=copy)
+    copy_study.add_trials(study.trials[:-1])
+    assert copy_study.ask().number == trial.number
