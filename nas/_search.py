@@ -101,8 +101,8 @@ class _PicklableNSGAII(optuna.samplers.NSGAIISampler):
 
 # The generation keys a GA sampler writes into the study are named after its class
 # (``__init_subclass__``): keep NSGA-II's, so that studies resume across the two classes.
-_PicklableNSGAII._GENERATION_KEY = optuna.samplers.NSGAIISampler._GENERATION_KEY  # type: ignore[attr-defined]
-_PicklableNSGAII._PARENT_CACHE_KEY_PREFIX = optuna.samplers.NSGAIISampler._PARENT_CACHE_KEY_PREFIX  # type: ignore[attr-defined]
+_PicklableNSGAII._GENERATION_KEY = optuna.samplers.NSGAIISampler._GENERATION_KEY
+_PicklableNSGAII._PARENT_CACHE_KEY_PREFIX = optuna.samplers.NSGAIISampler._PARENT_CACHE_KEY_PREFIX
 
 
 def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
