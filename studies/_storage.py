@@ -103,7 +103,6 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
 #: another program's table of that name.
 _OPTUNA_TABLES = frozenset({"studies", "trials", "version_info", "alembic_version"})
 _OPTUNA_STUDY_COLUMNS = frozenset({"study_id", "study_name"})
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _not_a_study_storage(shown: str, tables: set[str], columns: set[str], fresh_ok: bool = False) -> str | None:
@@ -129,18 +128,26 @@ def _not_a_study_storage(shown: str, tables: set[str], columns: set[str], fresh_
 
 
 def _check_sqlite_study_file(path: Path, shown: str, *, fresh_ok: bool = False) -> None:
-    """Refuse, without writing to it, a SQLite file that is not an Optuna storage (opened read-only)."""
+    """Refuse, without writing to it, a SQLite file that is not an Optuna storage (opened read-only).
+
+    The file is read only through SQLite, never with a plain ``open()``: closing any descriptor of
+    a file drops every POSIX lock the process holds on it, so a process already writing to the
+    database (``nas search``, which opens it again to read the study back) would lose the shared
+    lock that tells other processes it is there. The next reader to close its connection would then
+    think itself the last one and delete the write-ahead log under the running search, whose later
+    commits no other process could see.
+    """
     import sqlite3
 
     try:
-        with path.open("rb") as handle:
-            header = handle.read(len(_SQLITE_HEADER))
+        size = path.stat().st_size
     except OSError as exc:
         raise StorageError(f"storage {shown}: cannot read {path.resolve()} ({exc.strerror or exc})") from None
-    if header != _SQLITE_HEADER:
-        empty = "is empty" if not header else "is not a SQLite database"
+    if size == 0:
+        if fresh_ok:
+            return
         raise StorageError(
-            f"storage {shown}: {path.resolve()} {empty}; expected a study database written by nas search"
+            f"storage {shown}: {path.resolve()} is empty; expected a study database written by nas search"
         )
     try:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
@@ -149,7 +156,12 @@ def _check_sqlite_study_file(path: Path, shown: str, *, fresh_ok: bool = False) 
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         columns = {row[1] for row in connection.execute("PRAGMA table_info(studies)")} if "studies" in tables else set()
-    except sqlite3.Error as exc:
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StorageError(
+                f"storage {shown}: {path.resolve()} is not a SQLite database; expected a study database written by "
+                "nas search"
+            ) from None
         raise StorageError(f"storage {shown}: cannot read {path.resolve()} ({exc})") from None
     finally:
         connection.close()

@@ -251,3 +251,33 @@ def test_several_user_attributes_are_written_in_one_go(storage: optuna.storages.
         set_trial_user_attrs(trial, {"epochs": 4})  # an upsert, as set_user_attr is
         assert trial.user_attrs["epochs"] == 4 and trial.user_attrs["label"] == "none"  # the Trial sees them too
         assert study.trials[0].user_attrs == {"spec": {"backbone": "unet"}, "label": "none", "epochs": 4}
+
+
+def test_opening_a_running_searchs_database_again_keeps_its_writes_visible(tmp_path: Path) -> None:
+    """``nas search`` opens its SQLite study a second time (read-only) while it writes. A plain
+    ``open()`` of the file in that process would drop its POSIX locks: the next reader process to
+    close its connection would then delete the write-ahead log under the search, and every later
+    commit of the search would be invisible to ``nas status`` and the dashboard."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    writer = open_storage(url, create=True)
+    study = optuna.create_study(study_name="s", storage=writer, directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[0.5, 1.0]))
+    open_storage(url, create=False)  # what the search CLI does once the study exists
+    count = (
+        "import optuna, sys; from studies import open_storage; "
+        "s = optuna.load_study(study_name='s', storage=open_storage(sys.argv[1], create=False)); "
+        "print(len(s.trials))"
+    )
+
+    def trials_seen_by_another_process() -> int:
+        repo = Path(__file__).parents[1]
+        done = subprocess.run([sys.executable, "-c", count, url], capture_output=True, text=True, check=True, cwd=repo)
+        return int(done.stdout.strip().splitlines()[-1])
+
+    assert trials_seen_by_another_process() == 1  # a reader opens and closes the database
+    study.add_trial(optuna.trial.create_trial(values=[0.6, 2.0]))  # the search goes on writing
+    assert (tmp_path / "nas.db-wal").exists()
+    assert trials_seen_by_another_process() == 2
