@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # about 15 minutes on 2 cores (make bench)
     .venv/bin/python bench/run.py --quick    # a smoke run, under 3 minutes (a test runs it)
-    .venv/bin/python bench/run.py --only kernels,training
+    .venv/bin/python bench/run.py --only kernels,training   # re-measure some, keep the others' sections
 
 Each benchmark is a module of ``bench/`` with ``measure(quick) -> Section`` (``bench/_report.py``),
 and can run alone (``python bench/kernels.py``). Every speed figure is a ratio against a reference
@@ -14,6 +14,7 @@ figure slower and noisier.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import os
 import sys
@@ -38,6 +39,7 @@ BENCHMARKS = (
     ("dashboard", "loading a 5,000-trial study, server side and in Chromium"),
     ("search_efficiency", "trials to a good front: NSGA-II, TPE and random on a tabular benchmark"),
     ("main_job", "the README's main job"),
+    ("proof", "proof on real data: the DRIVE joint-attention ablation; Kvasir-SEG search vs its no-attention twin"),
     ("gpu", "the GPU path: AMP/channels-last throughput, packed trials, kernels, memory (CUDA only)"),
 )
 
@@ -80,6 +82,61 @@ def render(sections: Sequence[_report.Section], command: str, total_s: float, lo
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _area(row: str) -> str:
+    return row.split("|")[1].strip()
+
+
+def merge(existing: str, sections: Sequence[_report.Section], command: str, load: tuple[float, float]) -> str:
+    """``existing`` (a BENCHMARKS.md) with ``sections`` measured again: each replaces the section of
+    its title (or is added at the end), headed by when, where and at which commit it was measured,
+    and its headlines replace the summary rows of the same areas. Every other section and row is
+    kept as it was measured."""
+    head, _, rest = existing.partition("\n## Summary\n")
+    summary_part, _, body = rest.partition("\n## ")
+    body = "## " + body if body else ""
+    chunks: dict[str, str] = {}
+    for chunk in ("\n" + body).split("\n## ")[1:]:
+        title, _, text = chunk.partition("\n")
+        chunks[title.strip()] = text.strip("\n")
+    versions = dict.fromkeys(v for s in sections for v in s.versions)
+    header_rows = _report.summary_table([])
+    rows = [line for line in summary_part.splitlines() if line.startswith("|") and line not in header_rows]
+    fresh: dict[str, list[str]] = {}
+    for row in _report.summary_table(sections)[len(header_rows) :]:
+        fresh.setdefault(_area(row), []).append(row)
+    replaced = set(fresh)
+    summary: list[str] = []
+    for row in rows:  # each re-measured area's rows go where its first old row was
+        area = _area(row)
+        if area not in replaced:
+            summary.append(row)
+        elif area in fresh:
+            summary += fresh.pop(area)
+    summary += [row for group in fresh.values() for row in group]
+    for section in sections:
+        chunks[section.title] = "\n".join(
+            [
+                f"*Measured apart from the whole run above: `{command}` on "
+                f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC ({_machine.machine(*versions)}; "
+                f"{_machine.commit()}; {section.seconds / 60:.1f} min; load average (1 min) at the start / the end: "
+                f"{load[0]:.1f} / {load[1]:.1f}).*",
+                "",
+                section.body,
+            ]
+        )
+    lines = [
+        head.rstrip("\n"),
+        "",
+        "## Summary",
+        "",
+        *header_rows,
+        *summary,
+    ]
+    for title, text in chunks.items():
+        lines += ["", f"## {title}", "", text]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run of every benchmark (under 3 minutes)")
@@ -102,7 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = (
         ["python bench/run.py"] + (["--quick"] if args.quick else []) + ([f"--only {args.only}"] if args.only else [])
     )
-    text = render(sections, " ".join(shown), total, (load_start, os.getloadavg()[0]))
+    load = (load_start, os.getloadavg()[0])
+    if args.only and args.output.exists():  # the other benchmarks' figures stay as they were measured
+        text = merge(args.output.read_text(), sections, " ".join(shown), load)
+    else:
+        text = render(sections, " ".join(shown), total, load)
     args.output.write_text(text)
     print(f"[bench] wrote {args.output} in {total / 60:.1f} min")
     if failures:
