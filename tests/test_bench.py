@@ -22,6 +22,7 @@ SECTIONS = (
     "Dashboard",
     "Search efficiency (tabular benchmark)",
     "Main job",
+    "Proof on real data",
     "GPU path",
 )
 
@@ -92,8 +93,71 @@ def test_simulated_search_counts_only_new_architectures(monkeypatch: pytest.Monk
     assert rows[ours.trained[0]].label.startswith("none unet ")
 
 
+def test_the_table_records_every_epochs_validation_dice(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_bench("search_efficiency", monkeypatch)
+    _, rows = bench.load_table()
+    for row in rows.values():
+        assert len(row.curve) == bench.TABLE_EPOCHS and all(0.0 <= d <= 1.0 for d in row.curve)
+        assert max(row.curve) == pytest.approx(row.dice, abs=0.02)  # the recorded Dice is the best epoch's
+
+
+def test_early_stopping_replay_spends_epochs_as_the_schedulers_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full-budget trials cost every epoch; both schedulers stop trials at a rung and so start more of
+    them in the same epochs; MOASHA keeps cheap trials that Dice-only ASHA stops."""
+    bench = load_bench("search_efficiency", monkeypatch)
+    _, rows = bench.load_table()
+    reference = bench.reference_point(list(rows.values()))
+    budget = 200
+    runs = {
+        kind: bench.simulate_epochs(rows, "random", kind, 0, budget, reference, reduction_factor=3.0)
+        for kind in bench.SCHEDULERS
+    }
+    full = runs["full"]
+    assert full.stopped == 0 and full.trials == budget // bench.TABLE_EPOCHS
+    for kind in ("asha-dice", "moasha"):
+        assert runs[kind].stopped > 0 and runs[kind].trials > full.trials, kind
+    for run in runs.values():
+        assert len(run.hypervolumes) == budget
+        assert all(a <= b + 1e-12 for a, b in zip(run.hypervolumes, run.hypervolumes[1:], strict=False))
+    # At a rung of (cheap, low Dice) and (dear, high Dice) trials, Ray's ASHA stops the cheap one
+    # and ours keeps it: it is on the rung's front.
+    cheap = bench.Row("c", "cheap", 0.4, 0.05, 1, 0.0, curve=(0.30, 0.35, 0.38, 0.39, 0.40))
+    dear = bench.Row("d", "dear", 0.5, 0.30, 1, 0.0, curve=(0.45, 0.47, 0.48, 0.49, 0.50))
+    asha, moasha = bench._scheduler("asha-dice", 5, 3.0), bench._scheduler("moasha", 5, 3.0)
+    assert asha("0", 1, dear) and moasha("0", 1, dear)
+    assert not asha("1", 1, cheap) and moasha("1", 1, cheap)
+
+
 def test_the_gpu_benchmark_measures_nothing_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     gpu = load_bench("gpu", monkeypatch)
     monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
     section = gpu.measure(quick=False)
     assert "Not measured: this machine has no CUDA device" in section.body and not section.headlines
+
+
+def test_rerunning_some_benchmarks_keeps_the_others_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench/run.py --only X` replaces X's section and summary rows in BENCHMARKS.md, keeps the rest."""
+    run = load_bench("run", monkeypatch)
+    report = load_bench("_report", monkeypatch)
+    old = [
+        report.Section(
+            "Alpha",
+            "alpha body, old",
+            [report.Headline("Alpha", "a figure", "1 s"), report.Headline("Alpha", "x", "9")],
+        ),
+        report.Section("Beta", "beta body", [report.Headline("Beta", "b figure", "2 s")]),
+    ]
+    existing = run.render(old, "python bench/run.py", 60.0, (0.1, 0.2))
+    again = report.Section("Alpha", "alpha body, new", [report.Headline("Alpha", "a figure", "0.5 s")])
+    added = report.Section("Gamma", "gamma body", [report.Headline("Gamma", "c figure", "3 s")])
+    merged = run.merge(existing, [again, added], "python bench/run.py --only alpha,gamma", (0.3, 0.4))
+    assert merged.startswith("# attention-nas benchmarks\n") and "- command: `python bench/run.py`" in merged
+    assert "alpha body, new" in merged and "alpha body, old" not in merged
+    assert "beta body" in merged and "gamma body" in merged
+    assert "| Alpha | a figure | 0.5 s |" in merged and "| Alpha | a figure | 1 s |" not in merged
+    assert "| Alpha | x |" not in merged
+    assert "| Beta | b figure | 2 s |" in merged and "| Gamma | c figure | 3 s |" in merged
+    assert merged.count("## Summary") == 1 and merged.count("\n## Alpha\n") == 1
+    assert "Measured apart from the whole run above: `python bench/run.py --only alpha,gamma`" in merged
+    assert merged.index("## Alpha") < merged.index("## Beta") < merged.index("## Gamma")  # order kept
+    assert merged.index("| Alpha |") < merged.index("| Beta |") < merged.index("| Gamma |")
