@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import dash
 import plotly.graph_objects as go
@@ -30,24 +30,33 @@ from dashboards._diagram import diagram_data, diagram_svg, warm_up
 from dashboards._figures import (
     PARETO_HEIGHT,
     ablation_figure,
+    curves_figure,
+    history_figure,
     hypervolume_figure,
+    importance_figure,
     learning_curve_figure,
     parallel_figure,
     pareto_figure,
 )
+from dashboards._notes import Saved, read_note, write_note
 from dashboards._views import (
     CATEGORIES,
     OBJECTIVES,
     STATES,
     ablation_data,
+    curve_set,
     empty_reason,
     front_data,
     hypervolume_curve,
+    objective_history,
     parallel_data,
+    param_importance,
     reference_point,
+    study_objective_names,
     study_summary,
     trial_detail,
     trial_rows,
+    under_budget,
 )
 from studies import StudyError, StudyReader, TrialRecord, state_counts
 
@@ -57,6 +66,8 @@ _TABLE_STYLE = {"fontFamily": "system-ui, sans-serif", "fontSize": "13px", "text
 _FRONT_CONTROLS = {"display": "flex", "flexWrap": "wrap", "alignItems": "end"}
 _COPY_STYLE = {"display": "inline-block", "marginLeft": "6px", "cursor": "pointer", "fontSize": "16px"}
 _OPTIONAL_STATES = ("REUSED", "INFEASIBLE", "PRUNED", "FAIL", "RUNNING")
+_NOTE_STYLE = {"width": "100%", "height": "70px", "boxSizing": "border-box", "display": "block"}
+_STATUS_STYLE = {"display": "block", "fontSize": "13px", "color": "#555", "marginTop": "4px"}
 
 
 def _empty(text: str = "", height: int = 320) -> go.Figure:
@@ -113,10 +124,18 @@ class _Loaded:
 
 
 def create_app(
-    reader: StudyReader, *, storage_label: str, refresh_s: float = 5.0, study: str | None = None
+    reader: StudyReader,
+    *,
+    storage_label: str,
+    refresh_s: float = 5.0,
+    study: str | None = None,
+    storage: Any = None,
 ) -> dash.Dash:
     """The Dash app. ``storage_label`` is the URL shown to users and used in export commands
-    (pass it with any password hidden)."""
+    (pass it with any password hidden). ``storage``: the Optuna storage that notes are written to
+    (default: the reader's)."""
+    if storage is None:
+        storage = reader.storage
     app = dash.Dash(__name__, title="attention-nas dashboard", update_title="")
     memo = _Memo()
     warming = threading.Event()
@@ -167,8 +186,22 @@ def create_app(
                                 config={"displaylogo": False, "responsive": True},
                             ),
                             html.Div(
-                                id="detail",
-                                children=html.P("Click a point to see its architecture."),
+                                [
+                                    html.Div(id="detail", children=html.P("Click a point to see its architecture.")),
+                                    html.Div(
+                                        [
+                                            html.Label(
+                                                "Note on this trial (saved in the storage)", htmlFor="trial-note"
+                                            ),
+                                            dcc.Textarea(id="trial-note", style=_NOTE_STYLE),
+                                            html.Button("Save note", id="save-trial-note", n_clicks=0),
+                                            html.Span(id="trial-note-status", role="status", style=_STATUS_STYLE),
+                                        ],
+                                        id="trial-note-box",
+                                        style={"display": "none"},
+                                    ),
+                                ],
+                                id="detail-panel",
                                 style={
                                     "flex": "2 1 380px",
                                     "height": f"{PARETO_HEIGHT}px",
@@ -193,6 +226,31 @@ def create_app(
                 label="Parallel coordinates", value="parallel", id="tab-parallel", children=[dcc.Graph(id="parallel")]
             ),
             dcc.Tab(
+                label="History",
+                value="history",
+                id="tab-history",
+                children=[
+                    html.H3("Each objective by trial, with the best so far (first selected study)"),
+                    dcc.Graph(id="history"),
+                ],
+            ),
+            dcc.Tab(
+                label="Importance",
+                value="importance",
+                id="tab-importance",
+                children=[
+                    html.H3("Which architecture choices matter, per objective (first selected study)"),
+                    html.P(
+                        "The share of each objective's variance over the COMPLETE trials that one choice of "
+                        "the flattened spec explains on its own (ε², the first-order term of a functional "
+                        "ANOVA, computed on the trials: Optuna's fANOVA needs scikit-learn). Choices that go "
+                        "together share what they explain.",
+                        style={"color": "#555", "maxWidth": "900px"},
+                    ),
+                    dcc.Graph(id="importance"),
+                ],
+            ),
+            dcc.Tab(
                 label="Trials",
                 value="trials",
                 id="tab-trials",
@@ -203,30 +261,47 @@ def create_app(
                         value=[s for s in STATES if s != "WAITING"],
                         inline=True,
                     ),
+                    html.P(
+                        "Filter a column by typing in the row under its name (numbers: >0.8, <=0.1, =3; text: "
+                        "se), hide columns with their eye or Toggle Columns, download what is shown with "
+                        "Export; tick trials to overlay their learning curves below; click a trial number to "
+                        "open the trial beside the front.",
+                        style={"color": "#555", "fontSize": "13px"},
+                    ),
                     dash_table.DataTable(  # type: ignore[attr-defined]
                         id="trials-table",
                         columns=[
-                            {"name": c, "id": c, "type": "numeric"}
+                            {"name": c, "id": c, "type": "numeric", "hideable": c != "trial"}
                             for c in ("trial", "dice", "gflops", "params", "memory_mb", "train_s")
                         ]
-                        + [{"name": c, "id": c} for c in ("state", "architecture", "error")],
+                        + [{"name": c, "id": c, "hideable": True} for c in ("state", "architecture", "error")],
                         sort_action="native",
+                        filter_action="native",
+                        filter_options={"placeholder_text": "filter…"},
+                        row_selectable="multi",
+                        selected_row_ids=[],
+                        export_format="csv",
+                        export_headers="names",
                         page_size=25,
                         style_cell=_TABLE_STYLE,
                     ),
+                    dcc.Graph(id="curves"),
                 ],
             ),
         ],
     )
     app.layout = html.Div(
         [
-            dcc.Location(id="url"),
+            dcc.Location(id="url", refresh=False),  # a click writes the trial into the address
             dcc.Interval(id="tick", interval=max(refresh_s, 0.5) * 1000),
             dcc.Store(id="selection", data=initial),
             dcc.Store(id="list-key"),
             dcc.Store(id="front-key"),
             dcc.Store(id="view-key"),
             dcc.Store(id="zoom"),
+            dcc.Store(id="open-trial"),  # [study, number] of the trial in the detail panel
+            dcc.Store(id="trial-note-seen"),  # the trial's note as stored when it was opened
+            dcc.Store(id="study-note-seen"),  # [study, its note as stored when it was shown]
             html.H1("attention-nas: studies", style={"marginBottom": "4px"}),
             html.Div(f"storage {storage_label} · refreshes every {refresh_s:g} s", style={"color": "#666"}),
             html.Div(id="banner", role="alert", style={"color": "#a00", "margin": "8px 0"}),
@@ -258,6 +333,18 @@ def create_app(
                                 "symbol by", dcc.Dropdown(id="symbol-by", options=_cat_options(), value="placement")
                             ),
                             _control(
+                                "GFLOPs at most (front of those trials)",
+                                dcc.Input(
+                                    id="budget",
+                                    type="number",
+                                    min=0,
+                                    step="any",
+                                    placeholder="no limit",
+                                    debounce=True,
+                                    style={"width": "160px"},
+                                ),
+                            ),
+                            _control(
                                 "also show",
                                 dcc.Checklist(id="show-states", options=list(_OPTIONAL_STATES), value=[], inline=True),
                             ),
@@ -267,6 +354,16 @@ def create_app(
                     ),
                 ],
                 style={"display": "flex", "flexWrap": "wrap", "alignItems": "end", "margin": "16px 0"},
+            ),
+            html.Details(
+                [
+                    html.Summary("Note on the study (saved in the storage)", id="study-note-summary"),
+                    dcc.Textarea(id="study-note", style=_NOTE_STYLE),
+                    html.Button("Save note", id="save-study-note", n_clicks=0),
+                    html.Span(id="study-note-status", role="status", style=_STATUS_STYLE),
+                ],
+                id="study-note-box",
+                style={"margin": "0 0 8px 0"},
             ),
             html.Div(id="empty-message", className="empty", style={"fontSize": "16px", "margin": "8px 0"}),
             view_tabs,
@@ -345,6 +442,7 @@ def create_app(
         Input("color-by", "value"),
         Input("symbol-by", "value"),
         Input("show-states", "value"),
+        Input("budget", "value"),
         State("front-key", "data"),
         State("zoom", "data"),
     )
@@ -356,6 +454,7 @@ def create_app(
         color_by: str,
         symbol_by: str,
         show: list[str],
+        budget: float | None,
         previous: Any,
         zoom: dict[str, Any] | None,
     ) -> Any:
@@ -363,7 +462,8 @@ def create_app(
         if not selected:
             return _empty("Choose a study."), _empty(), "No study selected.", None, None
         loaded = load(selected)
-        key = json.loads(json.dumps([fingerprint(selected, loaded), x, y, color_by, symbol_by, show]))
+        budget = float(budget) if isinstance(budget, int | float) and budget >= 0 else None
+        key = json.loads(json.dumps([fingerprint(selected, loaded), x, y, color_by, symbol_by, show, budget]))
         if key == previous:
             return (dash.no_update,) * 5
         if loaded.error is not None:
@@ -371,8 +471,13 @@ def create_app(
 
         def build() -> tuple[Any, ...]:
             reasons = [r for name in selected if (r := empty_reason(name, loaded.records[name])) is not None]
+            # under a GFLOPs budget every view of this tab (front, knee, hypervolume) is of those trials only
+            records = {name: under_budget(rs, budget) for name, rs in loaded.records.items()}
+            if budget is not None and not reasons and not any(records.values()):
+                text = f"No trial at or below {budget:g} GFLOPs."
+                return _empty(text), _empty(), text
             try:
-                data = front_data(loaded.records, x=x, y=y, states=show or (), color_by=color_by, symbol_by=symbol_by)
+                data = front_data(records, x=x, y=y, states=show or (), color_by=color_by, symbol_by=symbol_by)
             except ValueError as exc:
                 return _empty(str(exc)), _empty(), str(exc)
             ox, oy = OBJECTIVES[x], OBJECTIVES[y]
@@ -380,8 +485,10 @@ def create_app(
             fixed = reader.hv_reference(selected[0]) if len(loaded.records) == 1 else None
             if fixed is not None and (ox.name, oy.name) == ("gflops", "dice"):
                 reference = fixed  # the study's own, fixed at its creation: the curve never falls
-            curves = [hypervolume_curve(name, rs, ox, oy, reference) for name, rs in loaded.records.items()]
+            curves = [hypervolume_curve(name, rs, ox, oy, reference) for name, rs in records.items()]
             title = " vs ".join(selected) if len(selected) > 1 else f"Study {selected[0]}"
+            if budget is not None:
+                title += f" · trials at or below {budget:g} GFLOPs"
             return (
                 pareto_figure(data, title=title),
                 hypervolume_figure(curves, reference, f"hypervolume ({oy.name} × {ox.name})"),
@@ -395,9 +502,10 @@ def create_app(
         logger.debug("front of %s built in %.3f s", selected, time.perf_counter() - started)
         return out
 
+    tab_outputs = ("ablation", "parallel", "history", "importance")
+
     @app.callback(
-        Output("ablation", "figure"),
-        Output("parallel", "figure"),
+        *(Output(name, "figure") for name in tab_outputs),
         Output("trials-table", "data"),
         Output("view-key", "data"),
         Input("view", "value"),
@@ -409,26 +517,67 @@ def create_app(
     def other_views(view: str, _: int | None, selection: list[str] | None, states: list[str], previous: Any) -> Any:
         """Only the open tab is built: parallel coordinates of thousands of trials are costly to draw."""
         selected = (selection or [])[:1]
+        skip = (dash.no_update,) * (len(tab_outputs) + 1)
         if view == "front" or not selected:
-            return dash.no_update, dash.no_update, dash.no_update, None
+            return (*skip, None)
         loaded = load(selected)
         key = json.loads(json.dumps([view, fingerprint(selected, loaded), states]))
         if key == previous:
-            return (dash.no_update,) * 4
+            return (*skip, dash.no_update)
         if loaded.error is not None:
             blank = _empty(loaded.error)
-            return blank, blank, [], key
+            return (*(blank,) * len(tab_outputs), [], key)
         records = loaded.records[selected[0]]
-        if view == "ablation":
-            keys = sorted({r.block for r in records})  # the front's colours (colour by attention type)
-            figure = memo.get(
-                ["ablation", selected, key], lambda: ablation_figure(ablation_data(records), colours=keys)
-            )
-            return figure, dash.no_update, dash.no_update, key
-        if view == "parallel":
-            figure = memo.get(["parallel", selected, key], lambda: parallel_figure(parallel_data(records)))
-            return dash.no_update, figure, dash.no_update, key
-        return dash.no_update, dash.no_update, trial_rows(records, states or ()), key
+        builders: dict[str, Callable[[], Any]] = {
+            # the front's colours (colour by attention type)
+            "ablation": lambda: ablation_figure(ablation_data(records), colours=sorted({r.block for r in records})),
+            "parallel": lambda: parallel_figure(parallel_data(records)),
+            "history": lambda: history_figure(objective_history(records)),
+            "importance": lambda: importance_figure(
+                [param_importance(records, name) for name in study_objective_names(records)]
+            ),
+        }
+        if view in builders:
+            figure = memo.get([view, selected, key], builders[view])
+            return (*(figure if name == view else dash.no_update for name in tab_outputs), dash.no_update, key)
+        rows = [{**row, "id": row["trial"]} for row in trial_rows(records, states or ())]
+        return (*(dash.no_update,) * len(tab_outputs), rows, key)
+
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Output("view", "value"),
+        Input("trials-table", "active_cell"),
+        State("selection", "data"),
+        prevent_initial_call=True,
+    )
+    def open_row(cell: dict[str, Any] | None, selection: list[str] | None) -> Any:
+        """A click on a trial number in the table opens that trial beside the front (by its address)."""
+        studies = [s for s in selection or [] if s]
+        if not cell or cell.get("column_id") != "trial" or cell.get("row_id") is None or not studies:
+            return dash.no_update, dash.no_update
+        query = [("study", s) for s in studies] + [("trial", str(int(cell["row_id"])))]
+        return "?" + urlencode(query), "front"
+
+    @app.callback(Output("trials-table", "selected_row_ids"), Input("selection", "data"), prevent_initial_call=True)
+    def untick(_: Any) -> list[int]:
+        """Ticked trials are of the study shown: another study starts with none."""
+        return []
+
+    @app.callback(
+        Output("curves", "figure"),
+        Input("trials-table", "selected_row_ids"),
+        State("selection", "data"),
+    )
+    def curves(numbers: list[int] | None, selection: list[str] | None) -> Any:
+        """The learning curves of the trials ticked in the table, overlaid (a finished trial's curve
+        never changes: no refresh redraws them)."""
+        selected = (selection or [])[:1]
+        if not selected:
+            return _empty("Choose a study.")
+        loaded = load(selected)
+        if loaded.error is not None:
+            return _empty(loaded.error)
+        return curves_figure(curve_set(loaded.records[selected[0]], [int(n) for n in numbers or []]))
 
     @app.callback(Output("front-controls", "style"), Input("view", "value"))
     def front_controls(view: str) -> dict[str, str]:
@@ -460,20 +609,13 @@ def create_app(
                 zoom[axis] = list(event[f"{axis}.range"])
         return zoom
 
-    @app.callback(Output("detail", "children"), Input("pareto", "clickData"), prevent_initial_call=True)
-    def detail(click: dict[str, Any] | None) -> Any:
-        if not click or not click.get("points"):
-            return dash.no_update
-        custom = click["points"][0].get("customdata")
-        if not custom:
-            return dash.no_update
-        study, number = str(custom[0]), int(custom[1])
+    def detail_of(study: str, number: int) -> Any:
         loaded = load([study])
         if loaded.error:
             return html.P(loaded.error)
         match = [r for r in loaded.records[study] if r.number == number]
         if not match:
-            return html.P(f"Trial {number} is no longer in study {study!r}.")
+            return html.P(f"Trial {number} is not in study {study!r}.", id="detail-missing")
         info = trial_detail(study, match[0], storage_label)
         return [
             html.H3([f"Trial {number} of {study}: ", html.Code(info.label)], id="detail-title", style={"marginTop": 0}),
@@ -489,6 +631,120 @@ def create_app(
             html.Table([html.Tr([html.Th(k), html.Td(v)]) for k, v in info.metrics], style=_TABLE_STYLE),
             dcc.Graph(figure=learning_curve_figure(info), id="learning-curve", style={"height": "300px"}),
         ]
+
+    @app.callback(
+        Output("detail", "children"),
+        Output("url", "search"),
+        Output("open-trial", "data"),
+        Input("pareto", "clickData"),
+        Input("url", "search"),
+        State("selection", "data"),
+    )
+    def detail(click: dict[str, Any] | None, search: str | None, selection: list[str] | None) -> Any:
+        """A click opens the trial and writes it into the address (``?study=S&trial=N``, with
+        ``trial_study=T`` when T is not the first study shown): a trial has a link, and an address
+        with a trial opens it."""
+        if dash.ctx.triggered_id == "pareto":
+            if not click or not click.get("points"):
+                return dash.no_update, dash.no_update, dash.no_update
+            custom = click["points"][0].get("customdata")
+            if not custom:
+                return dash.no_update, dash.no_update, dash.no_update
+            study, number = str(custom[0]), int(custom[1])
+            studies = from_address(search) or [s for s in (selection or []) if s] or [study]
+            query = [("study", s) for s in studies] + [("trial", str(number))]
+            if study != studies[0]:
+                query.append(("trial_study", study))
+            return detail_of(study, number), "?" + urlencode(query), [study, number]
+        asked = parse_qs((search or "").lstrip("?"))
+        trial = (asked.get("trial") or [""])[0]
+        study = (asked.get("trial_study") or from_address(search) or [""])[0]
+        if not trial or not study:
+            return dash.no_update, dash.no_update, dash.no_update
+        if not trial.isdigit():
+            message = html.P(f"trial={trial!r} in the address is not a trial number.", id="detail-missing")
+            return message, dash.no_update, None
+        return detail_of(study, int(trial)), dash.no_update, [study, int(trial)]
+
+    @app.callback(
+        Output("trial-note", "value"),
+        Output("trial-note-seen", "data"),
+        Output("trial-note-box", "style"),
+        Output("trial-note-status", "children"),
+        Input("open-trial", "data"),
+    )
+    def trial_note(opened: list[Any] | None) -> Any:
+        """The opened trial's note, read afresh from the storage."""
+        if not opened:
+            return "", None, {"display": "none"}, ""
+        study, number = str(opened[0]), int(opened[1])
+        try:
+            if not any(r.number == number for r in reader.records(study)):
+                return "", None, {"display": "none"}, ""
+            text = read_note(storage, study, number)
+        except Exception as exc:  # an unknown study, a storage that cannot be read: nothing to save
+            return "", None, {"display": "none"}, f"cannot read the note ({exc})"
+        return text, [study, number, text], {"marginTop": "8px"}, ""
+
+    @app.callback(
+        Output("trial-note-status", "children", allow_duplicate=True),
+        Output("trial-note-seen", "data", allow_duplicate=True),
+        Input("save-trial-note", "n_clicks"),
+        State("trial-note", "value"),
+        State("trial-note-seen", "data"),
+        prevent_initial_call=True,
+    )
+    def save_trial_note(clicks: int, text: str | None, seen: list[Any] | None) -> Any:
+        if not clicks or not seen:
+            return dash.no_update, dash.no_update
+        study, number, before = str(seen[0]), int(seen[1]), str(seen[2])
+        saved = save(study, number, text or "", before)
+        return saved.message, [study, number, saved.text] if saved.ok else dash.no_update
+
+    @app.callback(
+        Output("study-note", "value"),
+        Output("study-note-seen", "data"),
+        Output("study-note-summary", "children"),
+        Output("study-note-status", "children"),
+        Input("selection", "data"),
+    )
+    def study_note(selection: list[str] | None) -> Any:
+        """The first selected study's note, read afresh from the storage."""
+        try:
+            names = reader.study_names()
+        except StudyError as exc:
+            return "", None, "Note on the study (saved in the storage)", str(exc)
+        study = next((s for s in selection or [] if s in names), None)
+        if study is None:
+            return "", None, "Note on the study (saved in the storage)", ""
+        try:
+            text = read_note(storage, study)
+        except Exception as exc:
+            return "", None, f"Note on study {study}", f"cannot read the note ({exc})"
+        summary = f"Note on study {study}" + (f": {text.splitlines()[0][:80]}" if text.strip() else " (none yet)")
+        return text, [study, text], summary, ""
+
+    @app.callback(
+        Output("study-note-status", "children", allow_duplicate=True),
+        Output("study-note-seen", "data", allow_duplicate=True),
+        Input("save-study-note", "n_clicks"),
+        State("study-note", "value"),
+        State("study-note-seen", "data"),
+        prevent_initial_call=True,
+    )
+    def save_study_note(clicks: int, text: str | None, seen: list[Any] | None) -> Any:
+        if not clicks or not seen:
+            return dash.no_update, dash.no_update
+        study, before = str(seen[0]), str(seen[1])
+        saved = save(study, None, text or "", before)
+        return saved.message, [study, saved.text] if saved.ok else dash.no_update
+
+    def save(study: str, number: int | None, text: str, before: str) -> Saved:
+        try:
+            return write_note(storage, study, number, text, expected=before)
+        except Exception as exc:  # e.g. a read-only database: nothing was written
+            logger.warning("could not save a note of %s: %s", study, exc)
+            return Saved(False, f"Not saved: the storage refused the write ({exc}).", before)
 
     return app
 

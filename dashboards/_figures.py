@@ -11,7 +11,18 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from dashboards._views import CATEGORIES, AblationFacet, Axis, FrontData, HypervolumeCurve, Point, TrialDetail
+from dashboards._views import (
+    CATEGORIES,
+    AblationFacet,
+    Axis,
+    CurveSet,
+    FrontData,
+    HypervolumeCurve,
+    ObjectiveHistory,
+    ParamImportance,
+    Point,
+    TrialDetail,
+)
 
 #: Trace names the browser tests and the report's click handler look for.
 FRONT_TRACE = "Pareto set"
@@ -378,4 +389,136 @@ def learning_curve_figure(detail: TrialDetail) -> go.Figure:
     )
     fig.update_yaxes(title_text="validation Dice", secondary_y=False)
     fig.update_yaxes(title_text="training loss", secondary_y=True)
+    return fig
+
+
+#: Trace names of the history figure (tests look for them).
+HISTORY_TRIALS = "trials"
+HISTORY_BEST = "best so far"
+
+
+def history_figure(histories: Sequence[ObjectiveHistory]) -> go.Figure:
+    """One panel per objective of the study: each COMPLETE trial's value by trial number, and the
+    best value so far as a step line."""
+    if not any(h.numbers for h in histories):
+        return _message_figure("No complete trial yet.", height=320)
+    rows = len(histories)
+    fig = make_subplots(
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12 / max(rows - 1, 1),
+        subplot_titles=[f"{h.label} ({'higher' if h.maximize else 'lower'} is better)" for h in histories],
+    )
+    for i, h in enumerate(histories, start=1):
+        fig.add_trace(
+            go.Scatter(
+                x=np.array(h.numbers),
+                y=np.array(h.values),
+                mode="markers",
+                name=HISTORY_TRIALS,
+                legendgroup=HISTORY_TRIALS,
+                showlegend=i == 1,
+                marker={"size": 6, "color": "#1f77b4", "opacity": 0.6},
+                meta=h.name,
+                hovertemplate=f"trial %{{x}}<br>{html.escape(h.label)}: %{{y:.4g}}<extra></extra>",
+            ),
+            row=i,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=np.array(h.numbers),
+                y=np.array(h.best),
+                mode="lines",
+                line={"shape": "hv", "color": "#d62728", "width": 2},
+                name=HISTORY_BEST,
+                legendgroup=HISTORY_BEST,
+                showlegend=i == 1,
+                meta=h.name,
+                hovertemplate="best up to trial %{x}: %{y:.4g}<extra></extra>",
+            ),
+            row=i,
+            col=1,
+        )
+        fig.update_yaxes(title_text=html.escape(h.label), row=i, col=1)
+    fig.update_xaxes(title_text="trial number", row=rows, col=1)
+    fig.update_layout(template="plotly_white", height=300 * rows + 60, uirevision="history")
+    return fig
+
+
+def importance_figure(importances: Sequence[ParamImportance]) -> go.Figure:
+    """One bar chart per objective: the share of its variance each architecture choice explains."""
+    if not importances:
+        return _message_figure("No objective.", height=320)
+    fig = make_subplots(
+        rows=1,
+        cols=len(importances),
+        subplot_titles=[f"{html.escape(p.label)} (n={p.n})" for p in importances],
+        horizontal_spacing=0.25,
+    )
+    for i, p in enumerate(importances, start=1):
+        if not p.enough or not p.importances:
+            text = (
+                f"needs ≥ {p.needed} complete trials (has {p.n})" if not p.enough else "no architecture choice varies"
+            )
+            fig.add_annotation(
+                text=text,
+                showarrow=False,
+                x=0.5,
+                y=0.5,
+                xref=f"x{'' if i == 1 else i} domain",
+                yref=f"y{'' if i == 1 else i} domain",
+            )
+            fig.update_xaxes(visible=False, row=1, col=i)
+            fig.update_yaxes(visible=False, row=1, col=i)
+            continue
+        shown = list(reversed(p.importances))  # largest on top
+        fig.add_trace(
+            go.Bar(
+                x=[v for _, v in shown],
+                y=[html.escape(c) for c, _ in shown],
+                orientation="h",
+                name=html.escape(p.label),
+                meta=p.objective,
+                showlegend=False,
+                marker={"color": "#1f77b4"},
+                hovertemplate="%{y}: %{x:.3f} of the variance<extra></extra>",
+            ),
+            row=1,
+            col=i,
+        )
+        fig.update_xaxes(title_text="share of variance explained (ε²)", rangemode="tozero", row=1, col=i)
+    longest = max((len(c) for p in importances for c, _ in p.importances), default=10)
+    fig.update_layout(
+        template="plotly_white",
+        height=max(320, 60 + 22 * max((len(p.importances) for p in importances), default=0)),
+        margin={"l": 20 + 7 * longest},
+        uirevision="importance",
+    )
+    return fig
+
+
+def curves_figure(curves: CurveSet) -> go.Figure:
+    """Validation Dice per epoch of several trials, one line each, named by trial and architecture."""
+    if not curves.curves:
+        text = "Tick trials in the table to compare their learning curves."
+        if curves.missing:
+            text = "No validation Dice recorded for trial " + ", ".join(str(n) for n in curves.missing) + "."
+        return _message_figure(text, height=360)
+    fig = go.Figure()
+    for name, epochs, dice in curves.curves:
+        fig.add_trace(go.Scatter(x=list(epochs), y=list(dice), mode="lines+markers", name=html.escape(name)))
+    note = ""
+    if curves.missing:
+        note = " (no curve recorded: trial " + ", ".join(str(n) for n in curves.missing) + ")"
+    fig.update_layout(
+        title=f"Learning curves{note}",
+        template="plotly_white",
+        height=360,
+        xaxis_title="epoch",
+        yaxis_title="validation Dice",
+        legend={"orientation": "h", "x": 0, "y": -0.25},
+        margin={"t": 40, "b": 90},
+    )
     return fig

@@ -19,7 +19,9 @@ from dashboards._figures import (
     FRONT_TRACE,
     PARETO_HEIGHT,
     ablation_figure,
+    history_figure,
     hypervolume_figure,
+    importance_figure,
     parallel_figure,
     pareto_figure,
 )
@@ -30,7 +32,10 @@ from dashboards._views import (
     export_command,
     front_data,
     hypervolume_curve,
+    objective_history,
     parallel_data,
+    param_importance,
+    study_objective_names,
     study_summary,
     trial_detail,
     trial_rows,
@@ -238,8 +243,9 @@ def verdict_html(records: Sequence[TrialRecord]) -> str:
 def report_html(
     study: str, records: Sequence[TrialRecord], *, storage: str, reference: tuple[float, float] | None = None
 ) -> str:
-    """One page: summary, Pareto front (click a point for its architecture), hypervolume, ablation,
-    parallel coordinates, the front over architectures and the trials table. plotly.js is inlined
+    """One page: summary, Pareto front (click a point for its architecture), hypervolume, each
+    objective's history with the best so far, ablation, parameter importance, parallel coordinates,
+    the front over architectures and the trials table. plotly.js is inlined
     (compressed), so it works offline. ``reference``: the study's fixed hypervolume reference
     (GFLOPs, Dice), ``studies.hv_reference``."""
     title = f"Study {study}"
@@ -271,6 +277,8 @@ def report_html(
         "hypervolume": hypervolume_figure([hypervolume_curve(study, records, x, y, reference)], reference, "area"),
         "ablation": ablation_figure(ablation_data(records), colours=data.color_keys),
         "parallel": parallel_figure(parallel_data(records)),
+        "history": history_figure(objective_history(records)),
+        "importance": importance_figure([param_importance(records, name) for name in study_objective_names(records)]),
     }
     rows = trial_rows(records)
     payload = {
@@ -291,7 +299,7 @@ def report_html(
     )
     figure_divs = "".join(  # each as tall as its figure before it is drawn: nothing below moves
         f'<div id="{name}" class="lazy" style="height:{figures[name].layout.height}px"></div>'
-        for name in ("hypervolume", "ablation", "parallel")
+        for name in ("hypervolume", "history", "ablation", "importance", "parallel")
     )
     head_row = "".join(f"<th>{html.escape(c)}</th>" for c in _COLUMNS)
     return (

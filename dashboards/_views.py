@@ -17,8 +17,10 @@ import numpy as np
 
 from studies import (
     INFEASIBLE,
+    OBJECTIVE_DIRECTIONS,
     TrialRecord,
     complete_records,
+    flatten_spec,
     hypervolume_2d,
     knee_record,
     pareto_mask,
@@ -540,3 +542,163 @@ def trial_detail(study: str, record: TrialRecord, storage: str) -> TrialDetail:
         if record.state == "COMPLETE"
         else f"(trial {record.number} is {record.state}: only COMPLETE trials can be exported)",
     )
+
+
+# ---------------------------------------------------------------- per-objective history
+
+
+@dataclass(frozen=True)
+class ObjectiveHistory:
+    """One objective of a study by trial number (COMPLETE trials) and the best value so far."""
+
+    name: str
+    label: str
+    maximize: bool
+    numbers: tuple[int, ...]
+    values: tuple[float, ...]
+    #: The best value among the trials up to and including each of ``numbers``.
+    best: tuple[float, ...]
+
+
+def study_objective_names(records: Sequence[TrialRecord]) -> tuple[str, ...]:
+    """The objectives the study optimises, in order (Dice and GFLOPs for a study that has no trial)."""
+    return records[0].objectives if records else ("dice", "gflops")
+
+
+def objective_history(records: Sequence[TrialRecord]) -> tuple[ObjectiveHistory, ...]:
+    """Per objective of the study: each COMPLETE trial's value by trial number, and the running best
+    (the highest Dice so far, the lowest GFLOPs so far)."""
+    done = sorted(complete_records(records), key=lambda r: r.number)
+    out = []
+    for name in study_objective_names(records):
+        maximize = OBJECTIVE_DIRECTIONS.get(name, "maximize") == "maximize"
+        label = OBJECTIVES[name].label if name in OBJECTIVES else name
+        numbers: list[int] = []
+        values: list[float] = []
+        best: list[float] = []
+        for r in done:
+            value = r.objective(name)
+            if value is None or not math.isfinite(value):
+                continue
+            numbers.append(r.number)
+            values.append(float(value))
+            best.append(float(value) if not best else (max if maximize else min)(best[-1], float(value)))
+        out.append(ObjectiveHistory(name, label, maximize, tuple(numbers), tuple(values), tuple(best)))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- parameter importance
+
+#: Fewer COMPLETE trials than this and the importance is not computed (the view says so).
+MIN_IMPORTANCE_TRIALS = 10
+MISSING_CHOICE = "—"
+
+
+@dataclass(frozen=True)
+class ParamImportance:
+    """How much of one objective's variance each architecture choice explains on its own.
+
+    ``importances``: (column of ``studies.flatten_spec``, ε²) sorted by ε², largest first; empty
+    with ``n < needed`` (too few trials) or when no choice varies."""
+
+    objective: str
+    label: str
+    n: int
+    needed: int
+    importances: tuple[tuple[str, float], ...]
+
+    @property
+    def enough(self) -> bool:
+        return self.n >= self.needed
+
+
+def epsilon_squared(groups: Sequence[Sequence[float]]) -> float:
+    """ε² of a one-way ANOVA: (SS_between − (k − 1)·MS_within) / SS_total, clipped at 0.
+
+    The share of the variance that the grouping explains, corrected for the share any grouping into
+    k groups explains by chance (η² = SS_between / SS_total is biased upwards, most with many small
+    groups). 0 when every trial is its own group (no within-group variance to compare with)."""
+    values = np.concatenate([np.asarray(g, dtype=float) for g in groups if len(g)])
+    k, n = sum(1 for g in groups if len(g)), len(values)
+    total = float(np.sum((values - values.mean()) ** 2))
+    if k < 2 or n <= k or total <= 0.0:
+        return 0.0
+    within = float(sum(np.sum((np.asarray(g, dtype=float) - np.mean(g)) ** 2) for g in groups if len(g)))
+    between = total - within
+    return max(0.0, (between - (k - 1) * within / (n - k)) / total)
+
+
+def param_importance(
+    records: Sequence[TrialRecord], objective_name: str, *, needed: int = MIN_IMPORTANCE_TRIALS
+) -> ParamImportance:
+    """First-order importance of every architecture choice (the flattened spec) for one objective.
+
+    Optuna's fANOVA (``FanovaImportanceEvaluator``) needs scikit-learn, which this project does not
+    depend on, and ``dashboards`` may not import Optuna. This is the same decomposition's first-order
+    term computed on the trials themselves instead of on a random-forest surrogate: for each choice,
+    the variance of the objective's mean per value of the choice, as a share of the total variance
+    (ε², bias-corrected). Every spec field is a category (``16-32-64`` for channels); a field a
+    trial lacks (the arrangement of a single block) is the category ``—``. Choices that go together
+    (an arrangement only exists with a composition) share the variance they explain, so the shares
+    need not sum to 1 and are not normalised.
+    """
+    label = OBJECTIVES[objective_name].label if objective_name in OBJECTIVES else objective_name
+    rows = []
+    for r in complete_records(records):
+        value = r.objective(objective_name)
+        if r.spec and value is not None and math.isfinite(value):
+            rows.append((flatten_spec(r.spec), float(value)))
+    if len(rows) < needed:
+        return ParamImportance(objective_name, label, len(rows), needed, ())
+    columns = sorted({c for flat, _ in rows for c in flat})
+    scores = []
+    for column in columns:
+        groups: dict[str, list[float]] = {}
+        for flat, value in rows:
+            groups.setdefault(str(flat.get(column, MISSING_CHOICE)), []).append(value)
+        if len(groups) > 1:
+            scores.append((column, epsilon_squared(list(groups.values()))))
+    scores.sort(key=lambda cv: (-cv[1], cv[0]))
+    return ParamImportance(objective_name, label, len(rows), needed, tuple(scores))
+
+
+# ---------------------------------------------------------------- learning curves of several trials
+
+
+@dataclass(frozen=True)
+class CurveSet:
+    """Validation Dice per epoch of several trials, for one overlaid figure."""
+
+    #: (legend name, epochs, val_dice) per trial, in the order asked for; trials without a curve left out.
+    curves: tuple[tuple[str, tuple[float, ...], tuple[float, ...]], ...]
+    missing: tuple[int, ...]  # the asked-for trials that recorded no validation Dice
+
+
+def curve_set(records: Sequence[TrialRecord], numbers: Sequence[int]) -> CurveSet:
+    by_number = {r.number: r for r in records}
+    curves = []
+    missing = []
+    for number in numbers:
+        r = by_number.get(number)
+        points = [
+            (float(h.get("epoch", i + 1)), float(h["val_dice"]))
+            for i, h in enumerate(r.history if r else ())
+            if h.get("val_dice") is not None
+        ]
+        if r is None or not points:
+            missing.append(number)
+            continue
+        name = f"trial {number} · {r.label}" if r.label else f"trial {number}"
+        curves.append((name, tuple(p[0] for p in points), tuple(p[1] for p in points)))
+    return CurveSet(tuple(curves), tuple(missing))
+
+
+# ---------------------------------------------------------------- a GFLOPs budget
+
+
+def under_budget(records: Sequence[TrialRecord], gflops: float | None) -> list[TrialRecord]:
+    """The trials at or below ``gflops`` GFLOPs (all of them for None); a trial of unknown GFLOPs is
+    left out under a budget, since it cannot be shown to meet it."""
+    if gflops is None:
+        return list(records)
+    return [r for r in records if (g := _gflops(r)) is not None and g <= gflops]

@@ -106,6 +106,11 @@ class StudyReader:
                 logger.info("Optuna schema revision %r is not known to the fast reader; using Optuna's API", revision)
 
     @property
+    def storage(self) -> optuna.storages.BaseStorage:
+        """The storage it reads (writers such as the dashboard's notes use the same one)."""
+        return self._storage
+
+    @property
     def fast(self) -> bool:
         """Whether trials are read with plain SQL (True) or through Optuna's API (False)."""
         return self._engine is not None

@@ -291,10 +291,10 @@ def test_report_is_self_contained_with_every_view(records: list[TrialRecord]) ->
     assert "plotly.js is inlined" in page and len(page) > 1_000_000  # plotly.js is inlined (gzipped), once
     assert page.count('id="nas-plotly"') == 1 and 'src="http' not in page
     assert '"pareto_trials": [0, 1]' in page
-    for div in ("pareto", "hypervolume", "ablation", "parallel"):
+    for div in ("pareto", "hypervolume", "history", "ablation", "importance", "parallel"):
         assert f'id="{div}"' in page
     data = unpack_report_data(page)
-    assert set(data["figures"]) == {"pareto", "hypervolume", "ablation", "parallel"}
+    assert set(data["figures"]) == {"pareto", "hypervolume", "history", "ablation", "importance", "parallel"}
     assert data["details"]["1"]["export"] == "nas export rep --trial 1 --storage sqlite:///nas.db -o export-rep-t1"
     assert "<svg" in data["details"]["1"]["svg"]  # diagrams of the front are embedded
     assert [row[0] for row in data["rows"]] == [r.number for r in records]  # every trial, every state
