@@ -313,12 +313,17 @@ def kvasir(budget: Budget, tmp: Path) -> tuple[list[str], list[_report.Headline]
         return lines, []
     retrained: dict[str, list[float]] = {}
     retrain_s = 0.0
+    kept = {r.number for r in records if r.weights_path and Path(r.weights_path).is_file()}
     for arch in (chosen, twin):
-        export = tmp / f"export-{arch.trials[0]}"
-        nas("export", "proof-kvasir", "--trial", str(arch.trials[0]), "--storage", storage, "-o", str(export),
+        # nas export needs a trial whose weights the keep policy kept (it keeps each front member's best)
+        trial = next((t for t in arch.trials if t in kept), None)
+        if trial is None:
+            raise RuntimeError(f"no trial of {arch.label} kept its weights (trials {arch.trials}); nothing to export")
+        export = tmp / f"export-{trial}"
+        nas("export", "proof-kvasir", "--trial", str(trial), "--storage", storage, "-o", str(export),
             "--overwrite", cwd=tmp)  # fmt: skip
         for seed in range(SEEDS):
-            out = tmp / f"retrained-{arch.trials[0]}-{seed}"
+            out = tmp / f"retrained-{trial}-{seed}"
             if not (out / "metrics.json").exists():  # a resumed run keeps what it retrained
                 started = time.perf_counter()
                 nas("retrain", str(export), "-o", str(out), "--epochs", str(budget.kvasir_retrain_epochs),

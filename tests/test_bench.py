@@ -161,3 +161,28 @@ def test_rerunning_some_benchmarks_keeps_the_others_figures(monkeypatch: pytest.
     assert "Measured apart from the whole run above: `python bench/run.py --only alpha,gamma`" in merged
     assert merged.index("## Alpha") < merged.index("## Beta") < merged.index("## Gamma")  # order kept
     assert merged.index("| Alpha |") < merged.index("| Beta |") < merged.index("| Gamma |")
+
+
+@pytest.mark.slow
+def test_the_real_data_proof_runs_end_to_end_on_the_shared_data(tmp_path: Path) -> None:
+    """`bench/proof.py --quick` on the shared DRIVE and Kvasir-SEG copies: the ja-ablation search,
+    and search → confirm → export → retrain of the chosen architecture and its no-attention twin,
+    all through the nas CLI (tiny budgets; the figures are not checked, that every step ran is)."""
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "drive").is_dir() or not (SHARED_DATA / "kvasir_seg").is_dir():
+        pytest.skip(f"{SHARED_DATA} lacks drive/ or kvasir_seg/")
+    output = tmp_path / "proof.md"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "proof.py"), "--quick", "--output", str(output)],
+        cwd=tmp_path,
+        env={**os.environ, "NAS_SHARED_DATA": str(SHARED_DATA)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    text = output.read_text()
+    assert "| none denseunet 16-32-64-128 |" in text and "test Dice in the FOV" in text
+    assert "Verdict stage: confirm" in text
+    assert "retrained test Dice" in text or "has no attention" in text
