@@ -145,7 +145,9 @@ def records_of(db: Path, study: str) -> list[TrialRecord]:
 
 
 def _block(record: TrialRecord) -> str:
-    return str(dict((record.spec or {}).get("attention") or {}).get("block", "none"))
+    """none / pwa / sa, or joint for the preset's compositions of PWA and SA (block ``compose``)."""
+    block = str(dict((record.spec or {}).get("attention") or {}).get("block", "none"))
+    return "joint" if block == "compose" else block
 
 
 # ---------------------------------------------------------------- DRIVE
