@@ -28,7 +28,6 @@ resumes the searches where the first stopped (``nas search`` on an existing stud
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -46,7 +45,7 @@ sys.path.insert(0, str(REPO))
 import _report  # noqa: E402
 import optuna  # noqa: E402
 
-from studies import CONFIRM_STAGE, TrialRecord, open_storage, trial_records, verdict  # noqa: E402
+from studies import CONFIRM_STAGE, TrialRecord, open_storage, trial_records, verdict, welch_interval  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("NAS_SHARED_DATA", REPO.parent / "shared" / "data"))
 SEEDS = 3
@@ -110,19 +109,8 @@ def mean_sd(values: Sequence[float]) -> str:
 
 
 def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, tuple[float, float] | None]:
-    """mean(a) − mean(b) and Welch's 95% interval of it (None unless both have two values)."""
-    from scipy.stats import t
-
-    diff = statistics.mean(a) - statistics.mean(b)
-    if len(a) < 2 or len(b) < 2:
-        return diff, None
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, (diff, diff)
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(t.ppf(0.975, dof)) * se
-    return diff, (diff - half, diff + half)
+    """mean(a) − mean(b) and Welch's 95% interval of it (the verdict's: ``studies.welch_interval``)."""
+    return statistics.mean(a) - statistics.mean(b), welch_interval(a, b)
 
 
 def diff_text(diff: float, interval: tuple[float, float] | None) -> str:

@@ -94,6 +94,7 @@ from studies._verdict import (
     architecture_results,
     twin_key,
     verdict,
+    welch_interval,
 )
 from studies._weights import ATTR_PRUNED_WEIGHTS, prune_weights, pruned_weights
 
@@ -185,6 +186,7 @@ __all__ = [
     "trial_records",
     "twin_key",
     "verdict",
+    "welch_interval",
     "write_onnx",
     "write_program",
 ]

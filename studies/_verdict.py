@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -226,16 +227,17 @@ def architecture_front(
     return marked
 
 
-def _welch(a: ArchitectureResult, b: ArchitectureResult) -> tuple[float, float] | None:
-    """Welch's 95% interval of mean(a) − mean(b) (Welch-Satterthwaite degrees of freedom)."""
-    if a.sd is None or b.sd is None:
+def welch_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float, float] | None:
+    """Welch's 95% interval of mean(a) − mean(b) (Welch-Satterthwaite degrees of freedom); None
+    unless both have two values or more."""
+    if len(a) < 2 or len(b) < 2:
         return None
-    va, vb = a.sd**2 / a.n, b.sd**2 / b.n
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
     se = math.sqrt(va + vb)
-    diff = a.mean - b.mean
+    diff = statistics.mean(a) - statistics.mean(b)
     if se == 0:
         return (diff, diff)
-    dof = (va + vb) ** 2 / ((va**2 / (a.n - 1)) + (vb**2 / (b.n - 1)))
+    dof = (va + vb) ** 2 / ((va**2 / (len(a) - 1)) + (vb**2 / (len(b) - 1)))
     h = t_quantile(0.5 + CONFIDENCE / 2, max(1.0, dof)) * se
     return (diff - h, diff + h)
 
@@ -264,7 +266,8 @@ def verdict(records: Sequence[TrialRecord]) -> Verdict:
     for member in front:
         twin = by_key.get(twin_key(member.spec) or "")
         if member.has_attention and twin is not None:
-            twins.append(TwinComparison(member, twin, member.mean - twin.mean, _welch(member, twin)))
+            interval = welch_interval(member.dices, twin.dices)
+            twins.append(TwinComparison(member, twin, member.mean - twin.mean, interval))
     pairs = [(s.mean, c.mean) for c in confirmed for s in searched if s.spec_hash == c.spec_hash]
     rho = None
     if len(pairs) >= MIN_FIDELITY_PAIRS:
