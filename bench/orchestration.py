@@ -54,7 +54,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import nas  # noqa: E402
 from search_spaces import SampleContext  # noqa: E402
-from studies import ATTR_SPEC_HASH, OBJECTIVES  # noqa: E402
+from studies import ATTR_PHASES, ATTR_REUSED_FROM, ATTR_SPEC_HASH, OBJECTIVES  # noqa: E402
 from trainers import SegmentationData, SyntheticConfig, TrainConfig, load_data  # noqa: E402
 
 GOAL_RATIO = 1.1  # ours / reference on trivial trials
@@ -276,6 +276,8 @@ class Demo:
     #: until the call returned (the study's own timestamps).
     before_first_s: float
     after_last_s: float
+    #: Each trained trial's ``phase_seconds`` (studies.ATTR_PHASES): where its slot's time went.
+    phases: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def ideal_s(self) -> float:
@@ -339,6 +341,11 @@ def demo_search(root: Path, name: str, trials: int, epochs: int, n_train: int, s
         states[record.state] = states.get(record.state, 0) + 1
     # REUSED duplicates carry the train_seconds of the trial they reuse: count what trained here only.
     train_s = [r.train_seconds for r in outcome.records if r.state == "COMPLETE" and r.train_seconds is not None]
+    phases = [
+        dict(t.user_attrs[ATTR_PHASES])
+        for t in told
+        if ATTR_PHASES in t.user_attrs and t.user_attrs.get(ATTR_REUSED_FROM) is None
+    ]
     return Demo(
         name,
         trials,
@@ -352,7 +359,50 @@ def demo_search(root: Path, name: str, trials: int, epochs: int, n_train: int, s
         states,
         first - started_at,
         started_at + wall - last,
+        phases,
     )
+
+
+#: (key of ATTR_PHASES, what it is, whether it counts as training): the rows of the phase table.
+PHASES = (
+    ("start", "Ray: from the driver asking for the trial until its function runs (actor start or reuse)", False),
+    ("build", "build the network (seeded)", False),
+    ("cost", "count its FLOPs and parameters, estimate its memory", False),
+    ("setup", "trainer set-up: loader, class frequencies, head prior, loss, optimiser", False),
+    ("steps", "training steps", True),
+    ("validation", "validation Dice after every epoch", True),
+    ("report", "per-epoch report to Tune", True),
+    ("val_metrics", "every metric of the best weights on the validation set (HD95 included)", False),
+    ("test_metrics", "the same on the test set (none in these searches)", False),
+    ("latency", "latency at batch 1", False),
+    ("peak_memory", "peak memory of one training step, measured", False),
+    ("save", "save the best weights", False),
+    ("return", "Ray: from the trial's last result until the driver has it", False),
+)
+PHASE_KEYS = frozenset(key for key, _, _ in PHASES)
+
+
+def phase_table(demos: Sequence[Demo]) -> list[str]:
+    """Mean seconds per trained trial of each phase, and the slot time no trial used."""
+    head = "| phase | counts as training | " + " | ".join(f"{d.name}: s per trial (share of slot time)" for d in demos)
+    lines = [head + " |", "|---|---|" + "---|" * len(demos)]
+    for key, what, training in PHASES:
+        cells = []
+        for d in demos:
+            values = [p.get(key, 0.0) for p in d.phases]
+            slot = d.wall_s * d.concurrency
+            cells.append(f"{statistics.mean(values):.3f} ({100 * sum(values) / slot:.1f}%)" if values else "–")
+        lines.append(f"| {what} (`{key}`) | {'yes' if training else 'no'} | " + " | ".join(cells) + " |")
+    cells = []
+    for d in demos:
+        slot = d.wall_s * d.concurrency
+        used = sum(sum(v for k, v in p.items() if k in PHASE_KEYS) for p in d.phases)
+        cells.append(f"{(slot - used) / max(1, len(d.phases)):.3f} ({100 * (slot - used) / slot:.1f}%)")
+    lines.append(
+        "| no trial in the slot: the driver sampling, writing the study and reading results between trials, "
+        "the search's start and end, slots idle while fewer trials than slots remain | no | " + " | ".join(cells) + " |"
+    )
+    return lines
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -514,6 +564,15 @@ def render(
             f"**{100 * d.outside:.0f}%** | {goal} | {cells[0]} | {cells[1]} | {d.before_first_s:.1f} | "
             f"{d.after_last_s:.1f} |"
         )
+    if any(d.phases for d in demos):
+        lines += [
+            "",
+            "Where each slot's time went: every trained trial records its phases (`phase_seconds` in the "
+            "study); the mean per trial, and in brackets their sum as a share of the search's slot time "
+            "(wall × trials at a time). The first trial of each slot carries the actor's start.",
+            "",
+            *phase_table(demos),
+        ]
     lines += [
         "",
         "What counts as training: `train_seconds`, the trainer's own loop (every epoch's steps, its "

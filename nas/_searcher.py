@@ -34,6 +34,7 @@ from studies import (
     ATTR_METRICS,
     ATTR_ORPHANED,
     ATTR_PARAMS,
+    ATTR_PHASES,
     ATTR_REUSED_FROM,
     ATTR_SECONDS,
     ATTR_SEED,
@@ -179,6 +180,7 @@ class StudySearch(OptunaSearch):
         #: from now on without a complete result were cut off, not failed.
         self.interrupted = False
         self._placed: set[str] = set()  # trials whose worker is recorded
+        self._asked_at: dict[str, float] = {}  # wall clock when each trial's config went to Tune
         #: Run only the study's enqueued (WAITING) trials, then say FINISHED: the confirm stage.
         self._only_enqueued = only_enqueued
 
@@ -207,6 +209,7 @@ class StudySearch(OptunaSearch):
             ot_trial = self._ot_trials[trial_id]
             if not self._skip(ot_trial, config, finished):
                 set_trial_user_attrs(ot_trial, {ATTR_EPOCHS: self._epochs})
+                self._asked_at[trial_id] = time.time()
                 return config
             del self._ot_trials[trial_id]
         logger.warning(
@@ -319,6 +322,18 @@ class StudySearch(OptunaSearch):
                 self._placed.add(trial_id)
                 set_trial_user_attrs(self._ot_trials[trial_id], {ATTR_WORKER: worker_of(result)})
 
+    def _phases(self, trial_id: str, worker: Mapping[str, float]) -> dict[str, float]:
+        """The worker's phase times, with the two the driver sees: ``start`` (from asking for the trial
+        until its function ran: Ray placing it and starting or reusing an actor) and ``return`` (from
+        its last result until here). Same-host clocks; across hosts, as far as their clocks agree."""
+        phases = {name: round(float(v), 4) for name, v in worker.items() if not name.endswith("_at")}
+        asked = self._asked_at.pop(trial_id, None)
+        if asked is not None and "entered_at" in worker:
+            phases["start"] = round(max(0.0, float(worker["entered_at"]) - asked), 4)
+        if "reported_at" in worker:
+            phases["return"] = round(max(0.0, time.time() - float(worker["reported_at"])), 4)
+        return phases
+
     def on_trial_complete(self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
@@ -357,6 +372,8 @@ class StudySearch(OptunaSearch):
             for attr, key in ((ATTR_LATENCY, "latency_ms"), (ATTR_MEASURED_MEMORY, "measured_memory_mb")):
                 if key in result:
                     attrs[attr] = float(result[key])
+            if result.get("phases_json"):
+                attrs[ATTR_PHASES] = self._phases(trial_id, json.loads(result["phases_json"]))
             curve = list(result.get("val_dice_history", curve))
             losses = list(result.get("loss_history", []))
             attrs[ATTR_HISTORY] = [

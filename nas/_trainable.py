@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,16 @@ def run_trial(
     from those weights (after its seeded initialisation), and ``init.json`` beside the trial's
     weights records what loaded.
     """
+    entered = time.time()  # wall clock: the driver compares it with when the trial was asked for
+    clock = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phases[name] = phases.get(name, 0.0) + now - clock
+        clock = now
+
     torch.set_num_threads(threads)
     number = int(config["trial_number"])
     try:
@@ -70,6 +82,7 @@ def run_trial(
             record.parent.mkdir(parents=True, exist_ok=True)
             record.write_text(json.dumps(dataclasses.asdict(loaded), indent=2) + "\n")
             logger.info("trial %d: %s", number, loaded.lines()[0])
+        lap("build")
         cost = model_cost(model, data.input_shape)
         base = {
             "gflops": cost.gflops,
@@ -87,11 +100,15 @@ def run_trial(
         def report(epoch: int, metrics: Any) -> None:
             tune.report({**base, "epoch": epoch, "dice": metrics["best_dice"], **metrics})
 
+        lap("cost")
         result = train(model, data, train_config, report=report)
-        measured = _measured_costs(model, data.input_shape)
+        phases.update(result.phases)
+        clock = time.perf_counter()
+        measured = _measured_costs(model, data.input_shape, lap)
         target = weights_path(artifact_dir, number)
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.save(result.best_state, target)
+        lap("save")
         tune.report(
             {
                 **base,
@@ -112,6 +129,8 @@ def run_trial(
                 # JSON text: Tune flattens nested dicts in results, the searcher wants the structure.
                 "val_metrics_json": json.dumps(result.metrics.to_dict() if result.metrics else None),
                 "test_metrics_json": json.dumps(result.test_metrics.to_dict() if result.test_metrics else None),
+                # Where the trial's time went (seconds), and when it ran (wall clock, for the driver).
+                "phases_json": json.dumps({**phases, "entered_at": entered, "reported_at": time.time()}),
             }
         )
     except Exception as exc:
@@ -138,13 +157,18 @@ def _node_id() -> str:
         return ""
 
 
-def _measured_costs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+def _measured_costs(
+    model: torch.nn.Module, input_shape: tuple[int, ...], lap: Callable[[str], None] = lambda name: None
+) -> dict[str, float]:
     """Measured, not estimated: forward latency at batch 1 and the peak memory of one training step
-    (on CPU by the profiler's allocation events; on CUDA the allocator's peak during training)."""
+    (on CPU by the profiler's allocation events; on CUDA the allocator's peak during training).
+    ``lap(name)`` is called after each measurement (the trial's phase clock)."""
     out = {"latency_ms": 1000 * measure_latency(model, input_shape)}
+    lap("latency")
     param = next(model.parameters(), None)
     if param is not None and param.device.type == "cuda":
         out["measured_memory_mb"] = torch.cuda.max_memory_allocated(param.device) / 2**20
     else:
         out["measured_memory_mb"] = measure_peak_memory(model, input_shape) / 2**20
+    lap("peak_memory")
     return out

@@ -26,6 +26,11 @@ ATTR_BEST_EPOCH = "best_epoch"
 ATTR_EPOCHS = "epochs"
 ATTR_ERROR = "error"
 ATTR_SECONDS = "train_seconds"
+#: Where a trained trial's wall time went, in seconds: in its worker (``build``, ``cost``, ``setup``,
+#: ``steps``, ``validation``, ``report``, ``val_metrics``, ``test_metrics``, ``latency``,
+#: ``peak_memory``, ``save``) and around it (``start``: from the driver asking for the trial until
+#: its function ran; ``return``: from its last result until the driver had it).
+ATTR_PHASES = "phase_seconds"
 ATTR_MEMORY = "peak_memory_mb"
 ATTR_INFEASIBLE = "infeasible"
 ATTR_TEST_METRICS = "test_metrics"  # the same on the data's test split, when it has one (never used to select)

@@ -14,7 +14,7 @@ import torch
 from nas import MAX_SKIPPED_IN_A_ROW
 from nas.cli import main
 from search_spaces import ArchSpec, build_model
-from studies import load_study, open_storage, pareto_records, trial_records
+from studies import ATTR_PHASES, load_study, open_storage, pareto_records, trial_records
 from trainers import METRIC_NAMES, data_config_from_dict, evaluate, load_data
 
 STUDY = "e2e"
@@ -72,6 +72,26 @@ def test_three_trials_are_recorded_complete_with_spec_and_cost(searched: Path) -
         assert r.measured_memory_mb is not None and r.measured_memory_mb > 0
     assert study.metric_names == ["dice", "gflops"]
     assert study.user_attrs["data"]["size"] == 32
+
+
+WORKER_PHASES = {"build", "cost", "setup", "steps", "validation", "report", "val_metrics", "test_metrics"}
+WORKER_PHASES |= {"latency", "peak_memory", "save"}
+
+
+def test_every_trained_trial_records_where_its_time_went(searched: Path) -> None:
+    """The phases a trial's slot spent (issue 15): the worker's own, and the driver's view of Ray's
+    start and return; together inside the trial's recorded duration, the loop's equal to train_seconds."""
+    study = load_study(open_storage(storage_url(searched), create=False), STUDY)
+    for trial in study.trials:
+        phases = trial.user_attrs[ATTR_PHASES]
+        assert set(phases) == WORKER_PHASES | {"start", "return"}, phases
+        assert all(value >= 0 for value in phases.values())
+        loop = phases["steps"] + phases["validation"] + phases["report"]
+        assert loop == pytest.approx(trial.user_attrs["train_seconds"], abs=2e-3)
+        worker = sum(phases[name] for name in WORKER_PHASES)
+        assert worker > loop and phases["cost"] > 0 and phases["val_metrics"] > 0 and phases["peak_memory"] > 0
+        # Asked for -> told: it holds the trial's whole slot time.
+        assert phases["start"] + worker + phases["return"] <= trial.duration.total_seconds() + 0.01
 
 
 def test_status_prints_counts_and_the_pareto_table(searched: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -223,6 +223,12 @@ class TrainResult:
     metrics: SegmentationMetrics | None = None
     #: The same on the test set, when the data has one.
     test_metrics: SegmentationMetrics | None = None
+    #: Where the time went, in seconds: ``setup`` (loader, class frequencies, head prior, loss,
+    #: optimiser), ``steps`` (the training steps of every epoch), ``validation`` (every epoch's
+    #: validation Dice), ``report`` (inside the per-epoch report callback), ``val_metrics`` and
+    #: ``test_metrics`` (every metric of the best weights, after the loop). ``seconds`` is
+    #: steps + validation + report.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _augment(data: SegmentationData) -> Compose:
@@ -452,6 +458,7 @@ def train(model: nn.Module, data: SegmentationData, config: TrainConfig, report:
 
 def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report: Report | None) -> TrainResult:
     # Again, whatever building the model drew: the batches and augmentations depend on the seed alone.
+    set_up = time.perf_counter()
     seed_everything(config.seed)
     loader = training_loader(data, config)
     frequencies = class_frequencies(data)  # one pass over the training labels
@@ -477,7 +484,9 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
     best_state = _cpu_state(model)
     history: list[dict[str, float]] = []
     started = time.perf_counter()
+    phases = {"setup": started - set_up, "steps": 0.0, "validation": 0.0, "report": 0.0}
     for epoch in range(1, config.epochs + 1):
+        epoch_started = time.perf_counter()
         model.train()
         total, count = 0.0, 0
         for batch in loader:
@@ -496,6 +505,8 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
             schedule.step()
             total += float(loss.item()) * batch["image"].shape[0]
             count += batch["image"].shape[0]
+        validating = time.perf_counter()
+        phases["steps"] += validating - epoch_started
         val_dice = evaluate(
             model,
             data.val_images,
@@ -512,14 +523,18 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
         metrics = {"loss": total / max(count, 1), "val_dice": val_dice, "best_dice": best_dice}
         history.append({"epoch": float(epoch), **metrics})
         logger.debug("epoch %d: %s", epoch, metrics)
+        reporting = time.perf_counter()
+        phases["validation"] += reporting - validating
         if report is not None:
             report(epoch, metrics)
+        phases["report"] += time.perf_counter() - reporting
         if config.time_budget_s is not None and time.perf_counter() - started >= config.time_budget_s:
             logger.info("time budget of %.0f s reached after epoch %d", config.time_budget_s, epoch)
             break
     seconds = time.perf_counter() - started
     final_state = _cpu_state(model)
     model.load_state_dict(best_state)
+    measuring = time.perf_counter()
     measured = evaluate_metrics(
         model,
         data.val_images,
@@ -530,6 +545,8 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
         tta=config.tta,
         spacing=data.val_spacing,
     )
+    testing = time.perf_counter()
+    phases["val_metrics"] = testing - measuring
     tested = (
         evaluate_metrics(
             model,
@@ -544,6 +561,7 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
         if len(data.test_images)
         else None
     )
+    phases["test_metrics"] = time.perf_counter() - testing
     model.load_state_dict(final_state)
     return TrainResult(
         best_dice=best_dice,
@@ -553,6 +571,7 @@ def _train(model: nn.Module, data: SegmentationData, config: TrainConfig, report
         seconds=seconds,
         metrics=measured,
         test_metrics=tested,
+        phases=phases,
     )
 
 
