@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # imported on first use (``__getattr__``): the CLI's light co
         reconcile_orphans,
         this_driver,
     )
-    from nas._search import SearchOutcome, make_sampler, run_search
+    from nas._search import SearchOutcome, make_sampler, run_search, start_local_ray
     from nas._searcher import ATTR_WORKER, MAX_SKIPPED_IN_A_ROW, DefineByRun, StudySearch
     from nas._studyfile import StudyFile, parse_override, preset_names, search_config
     from nas._trainable import run_trial, weights_path
@@ -44,6 +44,7 @@ _HOME = {
     "SearchOutcome": "nas._search",
     "make_sampler": "nas._search",
     "run_search": "nas._search",
+    "start_local_ray": "nas._search",
     "ATTR_WORKER": "nas._searcher",
     "MAX_SKIPPED_IN_A_ROW": "nas._searcher",
     "DefineByRun": "nas._searcher",
@@ -93,6 +94,7 @@ __all__ = [
     "run_search",
     "run_trial",
     "search_config",
+    "start_local_ray",
     "this_driver",
     "unique_study_name",
     "weights_path",

@@ -428,8 +428,58 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _init_ray(config: SearchConfig) -> bool:
-    """Attach to ``config.address`` or start an embedded local runtime; True if we started it."""
+#: The module a local runtime's workers import as they start (``nas._worker``), and the most
+#: workers that may do so per trial slot: Ray starts one worker per CPU with the runtime, and each
+#: that imports torch and MONAI holds ~0.5 GB, so on a machine with many more CPUs than trials the
+#: imports are left to the trials' own workers.
+WORKER_PRELOAD = "nas._worker"
+PRELOAD_WORKERS_PER_TRIAL = 2
+
+
+def _preload_config(config: SearchConfig) -> dict[str, Any]:
+    """Ray's ``_system_config`` for a local runtime: its workers import the trial's modules as they
+    start (while the driver opens the study), when few enough workers start with it and the trials'
+    actors can use them (see ``_plain_trial_actors``)."""
+    if "RAY_preload_python_modules" in os.environ:  # the user's own choice (Ray reads it)
+        return {}
+    if (os.cpu_count() or 1) > max(4, PRELOAD_WORKERS_PER_TRIAL * config.concurrency):
+        return {}
+    from ray.tune.execution import class_cache
+
+    if any(name in os.environ for name in class_cache.ENV_VARS_TO_PROPAGATE):
+        return {}  # Tune gives its actors these variables: they start workers of their own
+    # Ray's idle-worker killer takes a worker that is still importing for idle and stops it (then
+    # starts another for the first trial); the runtime lives only as long as the search.
+    return {"preload_python_modules": [WORKER_PRELOAD], "kill_idle_workers_interval_ms": 0}
+
+
+@contextlib.contextmanager
+def _plain_trial_actors() -> Iterator[None]:
+    """While Tune runs: its trial actors get no runtime environment of their own, so Ray can place
+    them in the workers it started (and preloaded) with the runtime rather than start new ones.
+
+    Tune gives every trial actor ``PL_DISABLE_FORK=1`` (for PyTorch Lightning, which no trial
+    here uses); any runtime environment, however small, keeps an actor off the pooled workers.
+    """
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:  # a Ray without that module: its own defaults
+        yield
+        return
+    saved = getattr(class_cache, "DEFAULT_ENV_VARS", None)
+    if not isinstance(saved, dict):
+        yield
+        return
+    class_cache.DEFAULT_ENV_VARS = {}
+    try:
+        yield
+    finally:
+        class_cache.DEFAULT_ENV_VARS = saved
+
+
+def _init_ray(config: SearchConfig, *, preload: bool = False) -> bool:
+    """Attach to ``config.address`` or start an embedded local runtime; True if we started it.
+    ``preload``: the local runtime's workers import the trial function's modules as they start."""
     import ray
 
     if ray.is_initialized():
@@ -445,8 +495,21 @@ def _init_ray(config: SearchConfig) -> bool:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise _address_error(config.address, f"Ray could not attach to it ({first})") from None
     else:
-        ray.init(include_dashboard=False, **common)
+        start_local_ray(config, preload=preload)
     return True
+
+
+def start_local_ray(config: SearchConfig, *, preload: bool = True) -> None:
+    """Start the embedded local Ray runtime ``run_search`` starts when it has no ``address``
+    (benchmarks start it beforehand to time a search without Ray's own start-up)."""
+    import ray
+
+    ray.init(
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        _system_config=_preload_config(config) if preload else None,
+    )
 
 
 def _check_out_dir(config: SearchConfig) -> None:
@@ -637,7 +700,6 @@ def run_search(
     if data.split_groups is not None:  # patients or sequences, none in two parts
         attrs["split_groups"] = {part: list(groups) for part, groups in data.split_groups.items()}
     context = SampleContext(spatial_dims=data.spatial_dims, in_channels=data.in_channels, out_channels=data.num_classes)
-    attrs[ATTR_HV_REFERENCE] = hv_reference(config, context, data.input_shape)
     if config.init is not None:  # before the study exists: weights that fit nothing record nothing
         attrs["init"] = check_init(config, context)
         if on_event:
@@ -650,9 +712,14 @@ def run_search(
     if config.sampler == "grid":
         budget = min(budget, len(points))
     _check_out_dir(config)  # before Ray and the study: a folder that cannot be made records nothing
-    started_ray = _init_ray(config)  # an unreachable --address is refused here, within seconds
+    # An unreachable --address is refused here, within seconds. Workers of a runtime started here
+    # import the trial function's modules while the study opens (not a replacement trainable's).
+    started_ray = _init_ray(config, preload=trainable is None)
     try:
         _check_resources(config)  # before the study exists: a search that cannot run records nothing
+        # Counting the reference's FLOPs imports torch._dynamo (~2 s): after Ray started, so that
+        # its workers import the trial's modules meanwhile (on a machine with cores to spare).
+        attrs[ATTR_HV_REFERENCE] = hv_reference(config, context, data.input_shape)
         storage = open_storage(config.storage, create=True)
         study, resumed = _open_or_resume(storage, config, attrs, on_event)
         try:
@@ -735,7 +802,7 @@ def run_search(
                     stop=_InterruptStopper(interrupt),
                 ),
             )
-            with Heartbeat(study), _catching_sigint(interrupt, stage_searcher):
+            with Heartbeat(study), _catching_sigint(interrupt, stage_searcher), _plain_trial_actors():
                 tuner.fit()
             if interrupt.is_set():
                 return stage_searcher.close_unfinished(interrupted=True)
