@@ -7,6 +7,7 @@ import datetime as _dt
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,10 @@ def check_input_shape(space: SearchSpace, data: SyntheticConfig | FilesConfig, i
     )
 
 
+#: ``concurrency`` that fills the cluster (``SearchConfig.slots``).
+AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything one ``nas search`` needs; validated on construction, before anything is written."""
@@ -124,7 +129,9 @@ class SearchConfig:
     study: str = field(default_factory=unique_study_name)
     storage: str = DEFAULT_STORAGE
     trials: int = 20
-    concurrency: int = 2
+    #: Trials running at once, or ``"auto"``: as many as the Ray cluster's CPUs (and GPUs, when
+    #: trials take GPUs) hold at ``cpus_per_trial``/``gpus_per_trial`` each, counted when it starts.
+    concurrency: int | str = 2
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     seed: int = 0
@@ -172,8 +179,11 @@ class SearchConfig:
         parse_storage_url(self.storage)
         for name in ("trials", "concurrency"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"--{name}: {value!r} is not valid; expected a positive integer")
+            if name == "concurrency" and value == AUTO:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                extra = " or auto (fill the cluster)" if name == "concurrency" else ""
+                raise ConfigError(f"--{name}: {value!r} is not valid; expected a positive integer{extra}")
         if not self.cpus_per_trial > 0:
             raise ConfigError(f"--cpus-per-trial: {self.cpus_per_trial!r} is not valid; expected a number > 0")
         object.__setattr__(self, "objectives", check_objectives(self.objectives))
@@ -260,3 +270,15 @@ class SearchConfig:
     @property
     def threads_per_trial(self) -> int:
         return max(1, int(self.cpus_per_trial))
+
+    def slots(self, resources: Mapping[str, float]) -> int:
+        """Trials at once on a cluster of ``resources`` (``ray.cluster_resources()``): ``concurrency``,
+        or for ``auto`` as many as its CPUs hold at ``cpus_per_trial`` each and, when trials take
+        GPUs, its GPUs at ``gpus_per_trial`` (so no CPU or device idles while trials wait)."""
+        if self.concurrency != AUTO:
+            return int(self.concurrency)
+        fits = [float(resources.get("CPU", 0.0)) / self.cpus_per_trial]
+        if self.gpus_per_trial > 0:
+            fits.append(float(resources.get("GPU", 0.0)) / self.gpus_per_trial)
+        # A hair under a whole number (0.1 + 0.2 ...) still fits: round before flooring.
+        return max(1, int(min(round(f, 6) for f in fits)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -21,7 +22,7 @@ import optuna
 import torch
 from ray.tune.stopper import Stopper
 
-from nas._config import SearchConfig, check_input_shape
+from nas._config import AUTO, SearchConfig, check_input_shape
 from nas._confirm import confirm_seeds, enqueue_confirm, plan_confirm
 from nas._constraints import Screen
 from nas._errors import ConfigError
@@ -442,7 +443,8 @@ def _preload_config(config: SearchConfig) -> dict[str, Any]:
     actors can use them (see ``_plain_trial_actors``)."""
     if "RAY_preload_python_modules" in os.environ:  # the user's own choice (Ray reads it)
         return {}
-    if (os.cpu_count() or 1) > max(4, PRELOAD_WORKERS_PER_TRIAL * config.concurrency):
+    cpus = os.cpu_count() or 1  # what Ray gives a local runtime, and the workers it starts with it
+    if cpus > max(4, PRELOAD_WORKERS_PER_TRIAL * config.slots({"CPU": cpus})):
         return {}
     from ray.tune.execution import class_cache
 
@@ -717,6 +719,10 @@ def run_search(
     started_ray = _init_ray(config, preload=trainable is None)
     try:
         _check_resources(config)  # before the study exists: a search that cannot run records nothing
+        # Trials at once (``auto``: as many as the cluster holds, counted now).
+        slots = config.slots(ray.cluster_resources())
+        if config.concurrency == AUTO:
+            config = dataclasses.replace(config, concurrency=slots)
         # Counting the reference's FLOPs imports torch._dynamo (~2 s): after Ray started, so that
         # its workers import the trial's modules meanwhile (on a machine with cores to spare).
         attrs[ATTR_HV_REFERENCE] = hv_reference(config, context, data.input_shape)
@@ -744,8 +750,7 @@ def run_search(
         if on_event:
             on_event(
                 f"study {config.study} in {shown}; {config.sampler} sampler, {left} of {budget} trials to run, "
-                f"{config.concurrency} at a time"
-                + (f", {len(points)} enqueued first" if points and not resumed else "")
+                f"{slots} at a time" + (f", {len(points)} enqueued first" if points and not resumed else "")
             )
 
         def stage_searcher(**stage: Any) -> StudySearch:
@@ -788,7 +793,7 @@ def run_search(
             tuner = tune.Tuner(
                 tune.with_resources(wrapped, resources),
                 tune_config=tune.TuneConfig(
-                    search_alg=ConcurrencyLimiter(stage_searcher, max_concurrent=config.concurrency),
+                    search_alg=ConcurrencyLimiter(stage_searcher, max_concurrent=slots),
                     scheduler=stage_scheduler,
                     num_samples=max(1, samples),
                     time_budget_s=budget_s,

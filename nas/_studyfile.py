@@ -117,7 +117,16 @@ class StudyFile(_Section):
     fidelity: FidelitySection = Field(default_factory=FidelitySection)
     confirm: ConfirmSection = Field(default_factory=ConfirmSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
-    concurrency: int = Field(default=2, ge=1)
+    #: Trials at once, or ``auto``: as many as the Ray cluster's CPUs (and GPUs) hold per trial.
+    concurrency: int | Literal["auto"] = 2
+
+    @field_validator("concurrency")
+    @classmethod
+    def _positive_concurrency(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("Input should be greater than or equal to 1, or auto")
+        return value
+
     train: dict[str, Any] = Field(default_factory=dict)
     baselines: bool = True
     weights: WeightsSection = Field(default_factory=WeightsSection)

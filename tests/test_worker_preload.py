@@ -119,4 +119,4 @@ def test_tunes_trial_actor_environment_is_restored_after_the_search() -> None:
     before = dict(class_cache.DEFAULT_ENV_VARS)
     with _search._plain_trial_actors():
         assert class_cache.DEFAULT_ENV_VARS == {}
-    assert class_cache.DEFAULT_ENV_VARS == before
+    assert before == class_cache.DEFAULT_ENV_VARS

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dashboards import report_html
-from nas._config import SAMPLERS, SYNTHETIC, SearchConfig, data_config
+from nas._config import AUTO, SAMPLERS, SYNTHETIC, SearchConfig, data_config
 from nas._errors import ConfigError
 from nas._fit import init_map_choices
 from nas._search import run_search
@@ -52,6 +52,16 @@ FLAG_KEYS = {
     "keep_weights": "weights.keep",
     "keep_top": "weights.top",
 }
+
+
+def _concurrency(text: str) -> int | str:
+    """``--concurrency``: a positive integer, or ``auto``."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a positive integer or auto") from None
 
 
 def _names(text: str) -> list[str]:
@@ -109,9 +119,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--concurrency",
-        type=positive_int,
-        default=env_default("concurrency", None, positive_int),
-        help="trials running at once",
+        type=_concurrency,
+        default=env_default("concurrency", None, _concurrency),
+        help="trials running at once, or auto: as many as the Ray cluster's CPUs (and GPUs) hold per trial",
     )
     p.add_argument("--cpus-per-trial", type=positive_float, default=env_default("cpus_per_trial", None, float))
     p.add_argument(
