@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # imported when a frame is built: the dashboard reads studies without pandas (0.5 s)
+    import pandas as pd
 
 from studies._records import TrialRecord, pareto_records
 
@@ -113,5 +114,7 @@ def records_frame(records: Sequence[TrialRecord]) -> pd.DataFrame:
         row |= _metrics("val", r.metrics)
         row |= _metrics("test", r.test_metrics)
         rows.append(row)
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=None if rows else list(BASE_COLUMNS))
     return frame.sort_values("number", ignore_index=True) if rows else frame

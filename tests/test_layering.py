@@ -66,9 +66,9 @@ def test_search_spaces_and_trainers_import_with_ray_and_optuna_blocked() -> None
 
 @pytest.mark.parametrize("command", ["status", "dashboard"])
 def test_reading_a_study_from_the_cli_imports_neither_torch_nor_ray(command: str, tmp_path: Path) -> None:
-    """``nas status`` runs, and ``nas dashboard`` builds its parser, without torch or Ray: a command
-    imports only its own module (the dashboard server must answer within 2 s; the report draws
-    architecture diagrams, which need torch)."""
+    """``nas status`` runs, and ``nas dashboard`` builds its parser and the app's modules load,
+    without torch, Ray or pandas: a command imports only its own module (the dashboard server must
+    answer within 2 s; the report draws architecture diagrams, which need torch)."""
     from studies import open_storage
     from tests._studyfactory import make_study
 
@@ -76,12 +76,12 @@ def test_reading_a_study_from_the_cli_imports_neither_torch_nor_ray(command: str
     make_study(open_storage(url, create=True), "s")
     run = {
         "status": f"main(['status', 's', '--storage', {url!r}])",
-        "dashboard": "build_parser(['dashboard']).parse_args(['dashboard'])",
+        "dashboard": "build_parser(['dashboard']).parse_args(['dashboard']); import dashboards",
     }[command]
     code = (
         "import sys\nfrom nas.cli import build_parser, main\n"
         f"result = {run}\nassert result in (0, None) or hasattr(result, 'handler'), result\n"
-        "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'ray', 'pandas') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -7,7 +7,7 @@ import errno
 
 from dashboards import DashboardServer, create_app
 from nas.cli._common import UsageError, add_storage, env_default, port_number, positive_float
-from studies import StudyReader, open_storage, parse_storage_url, redact
+from studies import StudyReader, load_study, open_storage, parse_storage_url, redact
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     reader = StudyReader(open_storage(args.storage, create=False))
-    if args.study is not None:
-        reader.records(args.study)  # an unknown study is a one-line error naming those that exist
+    if args.study is not None and args.study not in reader.study_names():
+        load_study(reader.storage, args.study)  # a one-line error naming the studies that exist
     label = redact(parse_storage_url(args.storage))
     app = create_app(reader, storage_label=label, refresh_s=args.refresh, study=args.study)
     try:
