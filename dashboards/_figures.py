@@ -122,13 +122,15 @@ def pareto_figure(data: FrontData, *, title: str = "") -> go.Figure:
     def symbol(p: Point) -> str:
         return symbols[p.symbol_key] if p.state in _COMPLETE_LIKE else "x-thin-open"
 
-    groups: dict[str, list[Point]] = {}
+    # one trace per colour key (or study) and per kind of marker: filled symbols, or the × of trials
+    # without objective values, which is all outline
+    groups: dict[tuple[str, bool], list[Point]] = {}
     for p in data.points:
         if not p.on_front:
-            groups.setdefault(p.study if data.overlay else p.color_key, []).append(p)
+            groups.setdefault((p.study if data.overlay else p.color_key, p.state in _COMPLETE_LIKE), []).append(p)
     keys = sorted({p.study if data.overlay else p.color_key for p in data.points})
-    for key in sorted(groups):
-        members = groups[key]
+    for key, filled in sorted(groups, key=lambda g: (g[0], not g[1])):
+        members = groups[key, filled]
         shade = colour(members[0])  # a group is one colour key (or one study): one colour
         fig.add_trace(
             scatter(
@@ -143,7 +145,10 @@ def pareto_figure(data: FrontData, *, title: str = "") -> go.Figure:
                     "size": MARKER_SIZE,
                     "color": shade,
                     "symbol": _strings([symbol(p) for p in members]),
-                    "line": {"width": 1, "color": shade},
+                    # no outline: a stroke per point was a third of the time a 5,000-trial front took
+                    # to draw in headless Chromium (bench/dashboard.py); the size, and so which marker
+                    # a click picks, is the same as every other clickable marker's
+                    "line": {"width": 0} if filled else {"width": 1, "color": shade},
                 },
                 customdata=_custom(members),
                 hovertemplate=_hovertemplate(data),
