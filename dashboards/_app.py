@@ -19,9 +19,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import dash
+import flask
 import plotly.graph_objects as go
 from dash import Input, Output, State, dash_table, dcc, html
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -65,9 +66,29 @@ logger = logging.getLogger(__name__)
 _TABLE_STYLE = {"fontFamily": "system-ui, sans-serif", "fontSize": "13px", "textAlign": "left", "padding": "3px"}
 _FRONT_CONTROLS = {"display": "flex", "flexWrap": "wrap", "alignItems": "end"}
 _COPY_STYLE = {"display": "inline-block", "marginLeft": "6px", "cursor": "pointer", "fontSize": "16px"}
+#: Dash's page with two inline scripts around its bundles. Dash loads @babel/polyfill 7 (core-js 2)
+#: for its regenerator runtime; on today's browsers it also swaps native ``trim``, ``parseFloat``,
+#: ``parseInt`` and ``Math.sinh`` for JavaScript versions (its whitespace check predates Unicode
+#: 6.3), which plotly.js calls for every colour and number it parses: a fifth of the time a
+#: 5,000-trial front took to draw in headless Chromium. The natives are put back once the bundles ran.
+_NATIVES = (
+    "String.prototype.trim String.prototype.trimStart String.prototype.trimEnd String.prototype.trimLeft "
+    "String.prototype.trimRight Number.parseFloat Number.parseInt Math.sinh window.parseFloat window.parseInt"
+)
+_INDEX = dash.dash._default_index.replace(
+    "{%scripts%}",
+    "<script>window.__nasNatives = '"
+    + _NATIVES
+    + "'.split(' ').map(function (p) { var i = p.lastIndexOf('.'), o = eval(p.slice(0, i));"
+    " return [o, p.slice(i + 1), o[p.slice(i + 1)]]; });</script>\n"
+    "            {%scripts%}\n"
+    "            <script>window.__nasNatives.forEach(function (n) { if (n[2]) n[0][n[1]] = n[2]; });</script>",
+)
 _OPTIONAL_STATES = ("REUSED", "INFEASIBLE", "PRUNED", "FAIL", "RUNNING")
 _NOTE_STYLE = {"width": "100%", "height": "70px", "boxSizing": "border-box", "display": "block"}
 _STATUS_STYLE = {"display": "block", "fontSize": "13px", "color": "#555", "marginTop": "4px"}
+#: The Pareto tab's controls on arrival: x, y, colour by, symbol by, states also shown, GFLOPs budget.
+FRONT_DEFAULTS: tuple[Any, ...] = ("gflops", "dice", "block", "placement", [], None)
 
 
 def _empty(text: str = "", height: int = 320) -> go.Figure:
@@ -101,20 +122,34 @@ class _Memo:
     def __init__(self, size: int = 32) -> None:
         self._size = size
         self._items: OrderedDict[str, Any] = OrderedDict()
+        self._building: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Any, build: Callable[[], Any]) -> Any:
+        """The value of ``key``, built once: a caller asking while another builds it waits for that
+        build (two viewers, or the server's warm-up and the first visit, on two cores)."""
         text = json.dumps(key, sort_keys=True, default=str)
-        with self._lock:
-            if text in self._items:
-                self._items.move_to_end(text)
-                return self._items[text]
-        value = build()
-        with self._lock:
-            self._items[text] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
+        while True:
+            with self._lock:
+                if text in self._items:
+                    self._items.move_to_end(text)
+                    return self._items[text]
+                pending = self._building.get(text)
+                if pending is None:
+                    pending = self._building[text] = threading.Event()
+                    break
+            pending.wait()  # then look again: built, or the build failed and this caller builds it
+        try:
+            value = build()
+            with self._lock:
+                self._items[text] = value
+                while len(self._items) > self._size:
+                    self._items.popitem(last=False)
+            return value
+        finally:
+            with self._lock:
+                del self._building[text]
+            pending.set()
 
 
 @dataclass
@@ -136,13 +171,9 @@ def create_app(
     (default: the reader's)."""
     if storage is None:
         storage = reader.storage
-    app = dash.Dash(__name__, title="attention-nas dashboard", update_title="")
+    app = dash.Dash(__name__, title="attention-nas dashboard", update_title="", index_string=_INDEX)
     memo = _Memo()
     warming = threading.Event()
-    names = reader.study_names()
-    initial = [study] if study else names[-1:]
-    for name in initial:  # read now, so the first page view finds the cache warm
-        reader.records(name)
 
     def load(selected: Sequence[str]) -> _Loaded:
         records: dict[str, list[TrialRecord]] = {}
@@ -167,209 +198,261 @@ def create_app(
         ]
         return json.loads(json.dumps([key, loaded.error]))
 
-    view_tabs = dcc.Tabs(
-        id="view",
-        value="front",
-        children=[
-            dcc.Tab(
-                label="Pareto front",
-                value="front",
-                id="tab-front",
-                children=[
-                    html.Div(
-                        [
-                            # Fixed heights, side by side: a click fills the panel (scrolling inside
-                            # it) and never moves the plot or what follows it.
-                            dcc.Graph(
-                                id="pareto",
-                                style={"flex": "3 1 600px", "height": f"{PARETO_HEIGHT}px"},
-                                config={"displaylogo": False, "responsive": True},
-                            ),
-                            html.Div(
-                                [
-                                    html.Div(id="detail", children=html.P("Click a point to see its architecture.")),
-                                    html.Div(
-                                        [
-                                            html.Label(
-                                                "Note on this trial (saved in the storage)", htmlFor="trial-note"
-                                            ),
-                                            dcc.Textarea(id="trial-note", style=_NOTE_STYLE),
-                                            html.Button("Save note", id="save-trial-note", n_clicks=0),
-                                            html.Span(id="trial-note-status", role="status", style=_STATUS_STYLE),
-                                        ],
-                                        id="trial-note-box",
-                                        style={"display": "none"},
-                                    ),
-                                ],
-                                id="detail-panel",
-                                style={
-                                    "flex": "2 1 380px",
-                                    "height": f"{PARETO_HEIGHT}px",
-                                    "overflowY": "auto",
-                                    "paddingLeft": "12px",
-                                    "boxSizing": "border-box",
-                                },
-                            ),
-                        ],
-                        style={"display": "flex", "alignItems": "flex-start"},
-                    ),
-                    dcc.Graph(id="hypervolume"),
-                ],
-            ),
-            dcc.Tab(
-                label="Ablation",
-                value="ablation",
-                id="tab-ablation",
-                children=[html.H3("What each choice does to Dice (first selected study)"), dcc.Graph(id="ablation")],
-            ),
-            dcc.Tab(
-                label="Parallel coordinates", value="parallel", id="tab-parallel", children=[dcc.Graph(id="parallel")]
-            ),
-            dcc.Tab(
-                label="History",
-                value="history",
-                id="tab-history",
-                children=[
-                    html.H3("Each objective by trial, with the best so far (first selected study)"),
-                    dcc.Graph(id="history"),
-                ],
-            ),
-            dcc.Tab(
-                label="Importance",
-                value="importance",
-                id="tab-importance",
-                children=[
-                    html.H3("Which architecture choices matter, per objective (first selected study)"),
-                    html.P(
-                        "The share of each objective's variance over the COMPLETE trials that one choice of "
-                        "the flattened spec explains on its own (ε², the first-order term of a functional "
-                        "ANOVA, computed on the trials: Optuna's fANOVA needs scikit-learn). Choices that go "
-                        "together share what they explain.",
-                        style={"color": "#555", "maxWidth": "900px"},
-                    ),
-                    dcc.Graph(id="importance"),
-                ],
-            ),
-            dcc.Tab(
-                label="Trials",
-                value="trials",
-                id="tab-trials",
-                children=[
-                    dcc.Checklist(
-                        id="table-states",
-                        options=list(STATES),
-                        value=[s for s in STATES if s != "WAITING"],
-                        inline=True,
-                    ),
-                    html.P(
-                        "Filter a column by typing in the row under its name (numbers: >0.8, <=0.1, =3; text: "
-                        "se), hide columns with their eye or Toggle Columns, download what is shown with "
-                        "Export; tick trials to overlay their learning curves below; click a trial number to "
-                        "open the trial beside the front.",
-                        style={"color": "#555", "fontSize": "13px"},
-                    ),
-                    dash_table.DataTable(  # type: ignore[attr-defined]
-                        id="trials-table",
-                        columns=[
-                            {"name": c, "id": c, "type": "numeric", "hideable": c != "trial"}
-                            for c in ("trial", "dice", "gflops", "params", "memory_mb", "train_s")
-                        ]
-                        + [{"name": c, "id": c, "hideable": True} for c in ("state", "architecture", "error")],
-                        sort_action="native",
-                        filter_action="native",
-                        filter_options={"placeholder_text": "filter…"},
-                        row_selectable="multi",
-                        selected_row_ids=[],
-                        export_format="csv",
-                        export_headers="names",
-                        page_size=25,
-                        style_cell=_TABLE_STYLE,
-                    ),
-                    dcc.Graph(id="curves"),
-                ],
-            ),
-        ],
-    )
-    app.layout = html.Div(
-        [
-            dcc.Location(id="url", refresh=False),  # a click writes the trial into the address
-            dcc.Interval(id="tick", interval=max(refresh_s, 0.5) * 1000),
-            dcc.Store(id="selection", data=initial),
-            dcc.Store(id="list-key"),
-            dcc.Store(id="front-key"),
-            dcc.Store(id="view-key"),
-            dcc.Store(id="zoom"),
-            dcc.Store(id="open-trial"),  # [study, number] of the trial in the detail panel
-            dcc.Store(id="trial-note-seen"),  # the trial's note as stored when it was opened
-            dcc.Store(id="study-note-seen"),  # [study, its note as stored when it was shown]
-            html.H1("attention-nas: studies", style={"marginBottom": "4px"}),
-            html.Div(f"storage {storage_label} · refreshes every {refresh_s:g} s", style={"color": "#666"}),
-            html.Div(id="banner", role="alert", style={"color": "#a00", "margin": "8px 0"}),
-            dash_table.DataTable(  # type: ignore[attr-defined]
-                id="study-table",
-                columns=[
-                    {"name": "study", "id": "study"},
-                    {"name": "trials", "id": "trials", "type": "numeric"},
-                    {"name": "by state", "id": "states"},
-                    {"name": "best Dice", "id": "best_dice", "type": "numeric"},
-                    {"name": "Pareto size", "id": "pareto", "type": "numeric"},
-                    {"name": "hypervolume (Dice×GFLOPs)", "id": "hypervolume", "type": "numeric"},
-                ],
-                sort_action="native",
-                style_cell=_TABLE_STYLE,
-            ),
-            html.Div(
-                [
-                    _control(
-                        "studies (two or more overlay their fronts)",
-                        dcc.Dropdown(id="studies", options=names, value=initial, multi=True),
-                    ),
-                    html.Div(  # what only the Pareto tab uses: hidden on the other tabs
-                        [
-                            _control("x axis", dcc.Dropdown(id="x", options=_options(OBJECTIVES), value="gflops")),
-                            _control("y axis", dcc.Dropdown(id="y", options=_options(OBJECTIVES), value="dice")),
-                            _control("colour by", dcc.Dropdown(id="color-by", options=_cat_options(), value="block")),
-                            _control(
-                                "symbol by", dcc.Dropdown(id="symbol-by", options=_cat_options(), value="placement")
-                            ),
-                            _control(
-                                "GFLOPs at most (front of those trials)",
-                                dcc.Input(
-                                    id="budget",
-                                    type="number",
-                                    min=0,
-                                    step="any",
-                                    placeholder="no limit",
-                                    debounce=True,
-                                    style={"width": "160px"},
+    def page() -> html.Div:
+        """The page, built for each visit: the study list as it is now, and the first view's
+        figures inside it, so the front is drawn as soon as plotly.js is loaded rather than after
+        three callback round trips (the callbacks find their key unchanged and send nothing)."""
+        listed = list_outputs()
+        assert listed is not None  # there is no previous key to match
+        rows, available, list_key = listed
+        names = available or []  # None: the storage cannot be read; the page says so, the timer retries
+        error = None if available is not None else str(list_key["error"])
+        # Dash asks for the layout from the page, so the page's address (``?study=``) is the
+        # request's Referer: the first view is of the studies the address names, never a flash
+        # of another study's front before the callbacks correct it.
+        asked = from_address(urlsplit(flask.request.referrer or "").query) if flask.has_request_context() else []
+        initial = asked or ([study] if study else names[-1:])
+        first = front_outputs(initial, *FRONT_DEFAULTS)
+        assert first is not None  # there is no previous key to match
+        pareto, hypervolume, message, banner, key = first
+        if error is not None:
+            message = banner = error
+
+        view_tabs = dcc.Tabs(
+            id="view",
+            value="front",
+            children=[
+                dcc.Tab(
+                    label="Pareto front",
+                    value="front",
+                    id="tab-front",
+                    children=[
+                        html.Div(
+                            [
+                                # Fixed heights, side by side: a click fills the panel (scrolling inside
+                                # it) and never moves the plot or what follows it.
+                                dcc.Graph(
+                                    id="pareto",
+                                    figure=pareto,
+                                    style={"flex": "3 1 600px", "height": f"{PARETO_HEIGHT}px"},
+                                    config={"displaylogo": False, "responsive": True},
                                 ),
+                                html.Div(
+                                    [
+                                        html.Div(
+                                            id="detail", children=html.P("Click a point to see its architecture.")
+                                        ),
+                                        html.Div(
+                                            [
+                                                html.Label(
+                                                    "Note on this trial (saved in the storage)", htmlFor="trial-note"
+                                                ),
+                                                dcc.Textarea(id="trial-note", style=_NOTE_STYLE),
+                                                html.Button("Save note", id="save-trial-note", n_clicks=0),
+                                                html.Span(id="trial-note-status", role="status", style=_STATUS_STYLE),
+                                            ],
+                                            id="trial-note-box",
+                                            style={"display": "none"},
+                                        ),
+                                    ],
+                                    id="detail-panel",
+                                    style={
+                                        "flex": "2 1 380px",
+                                        "height": f"{PARETO_HEIGHT}px",
+                                        "overflowY": "auto",
+                                        "paddingLeft": "12px",
+                                        "boxSizing": "border-box",
+                                    },
+                                ),
+                            ],
+                            style={"display": "flex", "alignItems": "flex-start"},
+                        ),
+                        dcc.Graph(id="hypervolume", figure=hypervolume),
+                    ],
+                ),
+                dcc.Tab(
+                    label="Ablation",
+                    value="ablation",
+                    id="tab-ablation",
+                    children=[
+                        html.H3("What each choice does to Dice (first selected study)"),
+                        dcc.Graph(id="ablation"),
+                    ],
+                ),
+                dcc.Tab(
+                    label="Parallel coordinates",
+                    value="parallel",
+                    id="tab-parallel",
+                    children=[dcc.Graph(id="parallel")],
+                ),
+                dcc.Tab(
+                    label="History",
+                    value="history",
+                    id="tab-history",
+                    children=[
+                        html.H3("Each objective by trial, with the best so far (first selected study)"),
+                        dcc.Graph(id="history"),
+                    ],
+                ),
+                dcc.Tab(
+                    label="Importance",
+                    value="importance",
+                    id="tab-importance",
+                    children=[
+                        html.H3("Which architecture choices matter, per objective (first selected study)"),
+                        html.P(
+                            "The share of each objective's variance over the COMPLETE trials that one choice of "
+                            "the flattened spec explains on its own (ε², the first-order term of a functional "
+                            "ANOVA, computed on the trials: Optuna's fANOVA needs scikit-learn). Choices that go "
+                            "together share what they explain.",
+                            style={"color": "#555", "maxWidth": "900px"},
+                        ),
+                        dcc.Graph(id="importance"),
+                    ],
+                ),
+                dcc.Tab(
+                    label="Trials",
+                    value="trials",
+                    id="tab-trials",
+                    children=[
+                        dcc.Checklist(
+                            id="table-states",
+                            options=list(STATES),
+                            value=[s for s in STATES if s != "WAITING"],
+                            inline=True,
+                        ),
+                        html.P(
+                            "Filter a column by typing in the row under its name (numbers: >0.8, <=0.1, =3; text: "
+                            "se), hide columns with their eye or Toggle Columns, download what is shown with "
+                            "Export; tick trials to overlay their learning curves below; click a trial number to "
+                            "open the trial beside the front.",
+                            style={"color": "#555", "fontSize": "13px"},
+                        ),
+                        dash_table.DataTable(  # type: ignore[attr-defined]
+                            id="trials-table",
+                            columns=[
+                                {"name": c, "id": c, "type": "numeric", "hideable": c != "trial"}
+                                for c in ("trial", "dice", "gflops", "params", "memory_mb", "train_s")
+                            ]
+                            + [{"name": c, "id": c, "hideable": True} for c in ("state", "architecture", "error")],
+                            sort_action="native",
+                            filter_action="native",
+                            filter_options={"placeholder_text": "filter…"},
+                            row_selectable="multi",
+                            selected_row_ids=[],
+                            export_format="csv",
+                            export_headers="names",
+                            page_size=25,
+                            style_cell=_TABLE_STYLE,
+                        ),
+                        dcc.Graph(id="curves"),
+                    ],
+                ),
+            ],
+        )
+        return html.Div(
+            [
+                dcc.Location(id="url", refresh=False),  # a click writes the trial into the address
+                dcc.Interval(id="tick", interval=max(refresh_s, 0.5) * 1000),
+                dcc.Store(id="selection", data=initial),
+                dcc.Store(id="list-key", data=list_key),
+                dcc.Store(id="front-key", data=key),
+                dcc.Store(id="view-key"),
+                dcc.Store(id="zoom"),
+                dcc.Store(id="open-trial"),  # [study, number] of the trial in the detail panel
+                dcc.Store(id="trial-note-seen"),  # the trial's note as stored when it was opened
+                dcc.Store(id="study-note-seen"),  # [study, its note as stored when it was shown]
+                html.H1("attention-nas: studies", style={"marginBottom": "4px"}),
+                html.Div(f"storage {storage_label} · refreshes every {refresh_s:g} s", style={"color": "#666"}),
+                html.Div(id="banner", children=banner, role="alert", style={"color": "#a00", "margin": "8px 0"}),
+                dash_table.DataTable(  # type: ignore[attr-defined]
+                    id="study-table",
+                    data=rows,
+                    columns=[
+                        {"name": "study", "id": "study"},
+                        {"name": "trials", "id": "trials", "type": "numeric"},
+                        {"name": "by state", "id": "states"},
+                        {"name": "best Dice", "id": "best_dice", "type": "numeric"},
+                        {"name": "Pareto size", "id": "pareto", "type": "numeric"},
+                        {"name": "hypervolume (Dice×GFLOPs)", "id": "hypervolume", "type": "numeric"},
+                    ],
+                    sort_action="native",
+                    style_cell=_TABLE_STYLE,
+                ),
+                html.Div(
+                    [
+                        _control(
+                            "studies (two or more overlay their fronts)",
+                            dcc.Dropdown(
+                                id="studies", options=names, value=[s for s in initial if s in names], multi=True
                             ),
-                            _control(
-                                "also show",
-                                dcc.Checklist(id="show-states", options=list(_OPTIONAL_STATES), value=[], inline=True),
-                            ),
-                        ],
-                        id="front-controls",
-                        style=_FRONT_CONTROLS,
-                    ),
-                ],
-                style={"display": "flex", "flexWrap": "wrap", "alignItems": "end", "margin": "16px 0"},
-            ),
-            html.Details(
-                [
-                    html.Summary("Note on the study (saved in the storage)", id="study-note-summary"),
-                    dcc.Textarea(id="study-note", style=_NOTE_STYLE),
-                    html.Button("Save note", id="save-study-note", n_clicks=0),
-                    html.Span(id="study-note-status", role="status", style=_STATUS_STYLE),
-                ],
-                id="study-note-box",
-                style={"margin": "0 0 8px 0"},
-            ),
-            html.Div(id="empty-message", className="empty", style={"fontSize": "16px", "margin": "8px 0"}),
-            view_tabs,
-        ],
-        style={"margin": "1.5em", "fontFamily": "system-ui, sans-serif"},
-    )
+                        ),
+                        html.Div(  # what only the Pareto tab uses: hidden on the other tabs
+                            [
+                                _control(
+                                    "x axis",
+                                    dcc.Dropdown(id="x", options=_options(OBJECTIVES), value=FRONT_DEFAULTS[0]),
+                                ),
+                                _control(
+                                    "y axis",
+                                    dcc.Dropdown(id="y", options=_options(OBJECTIVES), value=FRONT_DEFAULTS[1]),
+                                ),
+                                _control(
+                                    "colour by",
+                                    dcc.Dropdown(id="color-by", options=_cat_options(), value=FRONT_DEFAULTS[2]),
+                                ),
+                                _control(
+                                    "symbol by",
+                                    dcc.Dropdown(id="symbol-by", options=_cat_options(), value=FRONT_DEFAULTS[3]),
+                                ),
+                                _control(
+                                    "GFLOPs at most (front of those trials)",
+                                    dcc.Input(
+                                        id="budget",
+                                        type="number",
+                                        min=0,
+                                        step="any",
+                                        placeholder="no limit",
+                                        debounce=True,
+                                        style={"width": "160px"},
+                                    ),
+                                ),
+                                _control(
+                                    "also show",
+                                    dcc.Checklist(
+                                        id="show-states",
+                                        options=list(_OPTIONAL_STATES),
+                                        value=FRONT_DEFAULTS[4],
+                                        inline=True,
+                                    ),
+                                ),
+                            ],
+                            id="front-controls",
+                            style=_FRONT_CONTROLS,
+                        ),
+                    ],
+                    style={"display": "flex", "flexWrap": "wrap", "alignItems": "end", "margin": "16px 0"},
+                ),
+                html.Details(
+                    [
+                        html.Summary("Note on the study (saved in the storage)", id="study-note-summary"),
+                        dcc.Textarea(id="study-note", style=_NOTE_STYLE),
+                        html.Button("Save note", id="save-study-note", n_clicks=0),
+                        html.Span(id="study-note-status", role="status", style=_STATUS_STYLE),
+                    ],
+                    id="study-note-box",
+                    style={"margin": "0 0 8px 0"},
+                ),
+                html.Div(
+                    id="empty-message",
+                    children=message,
+                    className="empty",
+                    style={"fontSize": "16px", "margin": "8px 0"},
+                ),
+                view_tabs,
+            ],
+            style={"margin": "1.5em", "fontFamily": "system-ui, sans-serif"},
+        )
 
     def from_address(search: str | None) -> list[str]:
         return [s for s in parse_qs((search or "").lstrip("?")).get("study", []) if s]
@@ -396,18 +479,27 @@ def create_app(
         State("list-key", "data"),
     )
     def refresh(ticks: int | None, previous: Any) -> Any:
-        started = time.perf_counter()
         if ticks and not warming.is_set():  # the page is up: now load the diagrams' registry (torch)
             warming.set()
             threading.Thread(target=warm_up, name="nas-dashboard-warm-up", daemon=True).start()
+        out = list_outputs(previous)
+        if out is None:
+            return dash.no_update, dash.no_update, dash.no_update
+        rows, available, key = out
+        return rows, dash.no_update if available is None else available, key
+
+    def list_outputs(previous: Any = None) -> tuple[list[dict[str, Any]], list[str] | None, Any] | None:
+        """The study table's rows, the study names and their key, or None when the key is
+        ``previous``; names are None when the storage cannot be read (the key says why)."""
+        started = time.perf_counter()
         try:
             available = reader.study_names()
             loaded = load(available)
         except StudyError as exc:
-            return [], dash.no_update, {"error": str(exc)}
+            return [], None, {"error": str(exc)}
         key = fingerprint(available, loaded)
         if key == previous:
-            return dash.no_update, dash.no_update, dash.no_update
+            return None
         rows = []
         for name, records in loaded.records.items():
             s = memo.get(
@@ -459,13 +551,34 @@ def create_app(
         zoom: dict[str, Any] | None,
     ) -> Any:
         started = time.perf_counter()
+        out = front_outputs(selected, x, y, color_by, symbol_by, show, budget, previous)
+        if out is None:
+            return (dash.no_update,) * 5
+        front, *rest = out
+        if dash.ctx.triggered_id in ("tick", "show-states") and zoom and zoom.get("axes") == [x, y]:
+            front = _zoomed(front, zoom)
+        logger.debug("front of %s built in %.3f s", selected, time.perf_counter() - started)
+        return (front, *rest)
+
+    def front_outputs(
+        selected: Sequence[str] | None,
+        x: str,
+        y: str,
+        color_by: str,
+        symbol_by: str,
+        show: Sequence[str] | None,
+        budget: float | None,
+        previous: Any = None,
+    ) -> tuple[Any, ...] | None:
+        """The Pareto tab's outputs (front, hypervolume, message, banner, key), or None when the
+        key is ``previous`` (nothing it shows has changed)."""
         if not selected:
             return _empty("Choose a study."), _empty(), "No study selected.", None, None
         loaded = load(selected)
         budget = float(budget) if isinstance(budget, int | float) and budget >= 0 else None
         key = json.loads(json.dumps([fingerprint(selected, loaded), x, y, color_by, symbol_by, show, budget]))
         if key == previous:
-            return (dash.no_update,) * 5
+            return None
         if loaded.error is not None:
             return _empty(loaded.error), _empty(), loaded.error, loaded.error, key
 
@@ -495,12 +608,7 @@ def create_app(
                 " ".join(reasons),
             )
 
-        front, *rest = memo.get(["front", selected, key], build)
-        if dash.ctx.triggered_id in ("tick", "show-states") and zoom and zoom.get("axes") == [x, y]:
-            front = _zoomed(front, zoom)
-        out = (front, *rest, None, key)
-        logger.debug("front of %s built in %.3f s", selected, time.perf_counter() - started)
-        return out
+        return (*memo.get(["front", selected, key], build), None, key)
 
     tab_outputs = ("ablation", "parallel", "history", "importance")
 
@@ -746,6 +854,20 @@ def create_app(
             logger.warning("could not save a note of %s: %s", study, exc)
             return Saved(False, f"Not saved: the storage refused the write ({exc}).", before)
 
+    app.layout = page
+
+    def warm() -> None:
+        """Read the studies and build the study table and the first study's front while the
+        server starts listening: the first visit then finds them in the cache (the memo makes a
+        request that arrives meanwhile wait for this build rather than start its own)."""
+        try:
+            listed = list_outputs()
+            names = (listed[1] if listed else None) or []
+            front_outputs([study] if study else names[-1:], *FRONT_DEFAULTS)
+        except Exception:  # the page itself reports a broken storage
+            logger.debug("warming the first view failed", exc_info=True)
+
+    threading.Thread(target=warm, name="nas-dashboard-first-view", daemon=True).start()
     return app
 
 
@@ -793,6 +915,11 @@ class GzipMiddleware:
         bundle = key.startswith("/_dash-component-suites/") and environ.get("REQUEST_METHOD") == "GET"
         if bundle and key in self._bundles:
             status, headers, body = self._bundles[key]
+            etag = next((v for k, v in headers if k.lower() == "etag"), None)
+            if etag is not None and etag in environ.get("HTTP_IF_NONE_MATCH", ""):
+                # unversioned bundles (plotly.min.js, the async chunks) are revalidated: 304, no body
+                start_response("304 NOT MODIFIED", [(k, v) for k, v in headers if k.lower() in ("etag", "vary")])
+                return []
             start_response(status, headers)
             return [body]
         captured: dict[str, Any] = {}

@@ -101,18 +101,21 @@ def text_of(driver: Any, element_id: str) -> str:
 
 
 @contextmanager
-def served(driver: Any, url: str, *, refresh_s: float = 1.0) -> Iterator[str]:
+def served(driver: Any | None, url: str, *, refresh_s: float = 1.0) -> Iterator[str]:
     """Serve the dashboard of storage ``url``; afterwards leave the page first, so that its timer does
-    not log refused connections into the next test's console."""
+    not log refused connections into the next test's console (``driver`` None: no browser)."""
     from dashboards import DashboardServer, create_app
     from studies import StudyReader, open_storage
 
     reader = StudyReader(open_storage(url, create=False))
     server = DashboardServer(create_app(reader, storage_label=url, refresh_s=refresh_s), port=0).start()
-    console_errors(driver)  # start from a clean log
+    if driver is not None:
+        console_errors(driver)  # start from a clean log
     try:
         yield server.url
     finally:
-        driver.get("about:blank")
+        if driver is not None:
+            driver.get("about:blank")
         server.stop()
-        console_errors(driver)
+        if driver is not None:
+            console_errors(driver)

@@ -423,6 +423,71 @@ def test_first_visit_downloads_compressed_javascript(browser: Any, storage_url: 
         assert console_errors(browser) == []
 
 
+def test_the_first_view_comes_with_the_page_for_the_study_in_the_address(storage_url: str) -> None:
+    """The layout carries the address's front (Dash asks for it from the page, so the page's address
+    is its Referer): the front is drawn when plotly.js is ready, not after three callback round trips,
+    and a link to an older study never flashes the newest one first."""
+    import json
+    import urllib.request
+
+    records = dense_study(storage_url)
+    create_study(open_storage(storage_url, create=False), "newest")
+    with served(None, storage_url) as url:
+
+        def layout(referrer: str | None) -> dict[str, Any]:
+            request = urllib.request.Request(url + "_dash-layout", headers={"Referer": referrer} if referrer else {})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return dict(json.loads(response.read()))
+
+        def component(tree: Any, wanted: str) -> Any:
+            if isinstance(tree, dict):
+                if tree.get("props", {}).get("id") == wanted:
+                    return tree["props"]
+                return next((c for v in tree.values() if (c := component(v, wanted)) is not None), None)
+            if isinstance(tree, list):
+                return next((c for v in tree if (c := component(v, wanted)) is not None), None)
+            return None
+
+        linked = layout(url + "?study=dense&trial=3")
+        front = {t.get("name"): len(t["x"]) for t in component(linked, "pareto")["figure"]["data"] if "x" in t}
+        assert front.get("Pareto set") == len(pareto_records(records)), front
+        assert component(linked, "selection")["data"] == ["dense"]
+        assert component(linked, "studies")["value"] == ["dense"]
+        plain = layout(None)  # no address: the newest study, which has no trials yet
+        assert component(plain, "selection")["data"] == ["newest"]
+        assert "no trials" in str(component(plain, "empty-message")["children"]).lower()
+
+
+def test_a_reload_revalidates_the_bundles_and_keeps_the_browsers_own_string_functions(
+    browser: Any, storage_url: str
+) -> None:
+    """Dash's bundled @babel/polyfill replaces String.prototype.trim, parseFloat and others with slow
+    JavaScript versions (a third of plotly's drawing time on a 5,000-trial front): the page keeps the
+    browser's own. A reload gets 304s for plotly.min.js, not its 1.4 MB again."""
+    dense_study(storage_url)
+    drawn = "var g = document.querySelector('#pareto .js-plotly-plot'); return !!(g && g.data && g.data.length)"
+    with served(browser, storage_url, refresh_s=60) as url:
+        browser.get(url + "?study=dense")
+        wait_for(lambda: browser.execute_script(drawn), what="the front")
+        natives = browser.execute_script(
+            "var f = [String.prototype.trim, String.prototype.trimStart, String.prototype.trimEnd,"
+            " Number.parseFloat, Number.parseInt, window.parseFloat, window.parseInt, Math.sinh];"
+            # core-js dresses its replacements' toString up as native: ask a fresh frame's toString
+            "var frame = document.createElement('iframe'); document.body.appendChild(frame);"
+            "var show = frame.contentWindow.Function.prototype.toString;"
+            "var out = f.map(x => show.call(x).includes('[native code]')); frame.remove(); return out;"
+        )
+        assert natives == [True] * 8, natives
+        fetched = "return performance.getEntriesByType('resource').filter(e => /plotly[^/]*\\.min\\.js/.test(e.name))"
+        fetched += ".map(e => e.transferSize);"
+        first = browser.execute_script(fetched)
+        browser.refresh()
+        wait_for(lambda: browser.execute_script(drawn), what="the front after a reload")
+        again = browser.execute_script(fetched)
+        assert first and first[0] > 1_000_000 and again and again[0] < 10_000, (first, again)
+        assert console_errors(browser) == []
+
+
 # ---------------------------------------------------------------- 7: the smaller defects
 
 
