@@ -691,7 +691,28 @@ def create_app(
     def front_controls(view: str) -> dict[str, str]:
         return _FRONT_CONTROLS if view == "front" else {**_FRONT_CONTROLS, "display": "none"}
 
-    @app.callback(
+    # The user's zoom, for the axes it was made on: a refresh redraws the figure with it. Plotly's
+    # ``uirevision`` should keep it, but dcc.Graph's redraw drops it (the browser test of a refresh
+    # catches this), so the app carries it itself. In the browser: a server callback's answer is
+    # dropped when the next event (``{"autosize": true}`` as the page settles) comes before it, and
+    # the zoom with it; here every event is handled, in order, and events about other things
+    # leave the zoom as it is.
+    app.clientside_callback(
+        """
+        function (event, x, y, previous) {
+            var none = window.dash_clientside.no_update;
+            if (!event || !Object.keys(event).some(k => /^[xy]axis\\.(range|autorange)/.test(k))) return none;
+            var same = previous && previous.axes && previous.axes[0] === x && previous.axes[1] === y;
+            var zoom = same ? Object.assign({}, previous) : {axes: [x, y]};
+            ['xaxis', 'yaxis'].forEach(function (a) {
+                var low = event[a + '.range[0]'], high = event[a + '.range[1]'];
+                if (event[a + '.autorange']) delete zoom[a];
+                else if (low !== undefined && high !== undefined) zoom[a] = [low, high];
+                else if (Array.isArray(event[a + '.range'])) zoom[a] = event[a + '.range'].slice();
+            });
+            return zoom;
+        }
+        """,
         Output("zoom", "data"),
         Input("pareto", "relayoutData"),
         State("x", "value"),
@@ -699,23 +720,6 @@ def create_app(
         State("zoom", "data"),
         prevent_initial_call=True,
     )
-    def remember_zoom(event: dict[str, Any] | None, x: str, y: str, previous: dict[str, Any] | None) -> Any:
-        """The user's zoom, for the axes it was made on: a refresh redraws the figure with it.
-
-        Plotly's ``uirevision`` should keep it, but dcc.Graph's redraw drops it (the browser test
-        of a refresh catches this), so the app carries it itself."""
-        if not event:
-            return dash.no_update
-        zoom = dict(previous) if previous and previous.get("axes") == [x, y] else {"axes": [x, y]}
-        for axis in ("xaxis", "yaxis"):
-            low, high = event.get(f"{axis}.range[0]"), event.get(f"{axis}.range[1]")
-            if event.get(f"{axis}.autorange"):
-                zoom.pop(axis, None)
-            elif low is not None and high is not None:
-                zoom[axis] = [low, high]
-            elif isinstance(event.get(f"{axis}.range"), list):
-                zoom[axis] = list(event[f"{axis}.range"])
-        return zoom
 
     def detail_of(study: str, number: int) -> Any:
         loaded = load([study])

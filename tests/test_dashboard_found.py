@@ -285,6 +285,38 @@ def test_a_refresh_with_a_new_trial_keeps_the_zoom_and_the_opened_trial(browser:
         assert console_errors(browser) == []
 
 
+def test_a_zoom_followed_at_once_by_another_layout_event_is_kept_by_the_next_refresh(
+    browser: Any, storage_url: str
+) -> None:
+    """A click on the modebar's zoom-in and, 10 ms later, the layout event the page sends as it
+    settles (``autosize``, seen in bench/dashboard.py right after the front is drawn): the zoom
+    must survive both and the next refresh."""
+    dense_study(storage_url, "settling")
+    study = optuna.load_study(study_name="settling", storage=storage_url)
+    plot = "#pareto .js-plotly-plot"
+    ranges = f"var g = document.querySelector('{plot}'); return [g._fullLayout.xaxis.range, g._fullLayout.yaxis.range];"
+    with served(browser, storage_url, refresh_s=0.5) as url:
+        browser.get(url + "?study=settling")
+        wait_for(lambda: browser.execute_script(f"var g = document.querySelector('{plot}'); return g && g.data"))
+        before = browser.execute_script(ranges)
+        browser.execute_script(
+            f"var g = document.querySelector('{plot}');"
+            "g.querySelector('.modebar-btn[data-title=\"Zoom in\"]').click();"
+            # 10 ms on: a separate event, before a round trip to the server could end
+            "setTimeout(() => Plotly.relayout(g, {autosize: true}), 10);"
+        )
+        zoomed = wait_for(lambda: (r := browser.execute_script(ranges)) != before and r, what="the zoom")
+        browser.execute_script(f"window.nasData = document.querySelector('{plot}').data;")
+        study.add_trials(dense_front_trials()[40:41])
+        wait_for(
+            lambda: browser.execute_script(f"return document.querySelector('{plot}').data !== window.nasData;"),
+            what="the refresh",
+        )
+        after = browser.execute_script(ranges)
+        assert [*after[0], *after[1]] == pytest.approx([*zoomed[0], *zoomed[1]], rel=1e-6), "the zoom was reset"
+        assert console_errors(browser) == []
+
+
 # ---------------------------------------------------------------- 4: the legend says what the markers are
 
 
