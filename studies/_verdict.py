@@ -38,10 +38,12 @@ MIN_FIDELITY_PAIRS = 3
 
 
 def t_quantile(p: float, dof: float) -> float:
-    """Student's t quantile (scipy's, imported lazily: only intervals need it)."""
-    from scipy.stats import t
+    """Student's t quantile: scipy's ``stdtrit``, what ``scipy.stats.t.ppf`` computes, imported lazily
+    and from ``scipy.special`` alone (0.4 s rather than scipy.stats' 1.2 s, in the dashboard's first
+    front after it starts)."""
+    from scipy.special import stdtrit
 
-    return float(t.ppf(p, dof))
+    return float(stdtrit(dof, p))
 
 
 def twin_key(spec: Mapping[str, Any] | None) -> str | None:

@@ -134,3 +134,16 @@ def test_the_export_model_card_gives_mean_sd_and_n_of_the_confirmed_architecture
     assert summary["dice_mean"] == pytest.approx(0.725) and summary["dice_interval_95"] == pytest.approx([lo, hi])
     card = (tmp_path / "e" / "MODEL_CARD.md").read_text()
     assert "over its 3 run(s) (confirm stage, trials [1, 2, 3]): Dice 0.7250 ±" in card and "95% t-interval" in card
+
+
+@pytest.mark.parametrize(
+    ("p", "dof", "table"),
+    # Student's t table (two-sided 95% and 90%), and a Welch-style fractional dof against scipy.stats
+    [(0.975, 1, 12.706205), (0.975, 4, 2.776445), (0.975, 30, 2.042272), (0.95, 9, 1.833113), (0.975, 7.5, None)],
+)
+def test_t_quantile_is_students(p: float, dof: float, table: float | None) -> None:
+    from scipy.stats import t
+
+    from studies._verdict import t_quantile
+
+    assert t_quantile(p, dof) == pytest.approx(table if table is not None else float(t.ppf(p, dof)), abs=2e-6)
