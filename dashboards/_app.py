@@ -8,6 +8,7 @@ dashboard costs one cheap query per refresh, and a running search shows up withi
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import html as html_text
 import json
@@ -91,7 +92,10 @@ _STATUS_STYLE = {"display": "block", "fontSize": "13px", "color": "#555", "margi
 FRONT_DEFAULTS: tuple[Any, ...] = ("gflops", "dice", "block", "placement", [], None)
 
 
+@functools.lru_cache(maxsize=64)
 def _empty(text: str = "", height: int = 320) -> go.Figure:
+    """A blank figure saying ``text``; shared (plotly's template makes each one cost ~50 ms): not
+    to be modified."""
     fig = go.Figure()
     if text:
         fig.add_annotation(text=html_text.escape(text), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
@@ -198,25 +202,41 @@ def create_app(
         ]
         return json.loads(json.dumps([key, loaded.error]))
 
-    def page() -> html.Div:
+    def page(skeleton: bool | None = None) -> html.Div:
         """The page, built for each visit: the study list as it is now, and the first view's
         figures inside it, so the front is drawn as soon as plotly.js is loaded rather than after
-        three callback round trips (the callbacks find their key unchanged and send nothing)."""
-        listed = list_outputs()
-        assert listed is not None  # there is no previous key to match
-        rows, available, list_key = listed
-        names = available or []  # None: the storage cannot be read; the page says so, the timer retries
-        error = None if available is not None else str(list_key["error"])
-        # Dash asks for the layout from the page, so the page's address (``?study=``) is the
-        # request's Referer: the first view is of the studies the address names, never a flash
-        # of another study's front before the callbacks correct it.
-        asked = from_address(urlsplit(flask.request.referrer or "").query) if flask.has_request_context() else []
-        initial = asked or ([study] if study else names[-1:])
-        first = front_outputs(initial, *FRONT_DEFAULTS)
-        assert first is not None  # there is no previous key to match
-        pareto, hypervolume, message, banner, key = first
-        if error is not None:
-            message = banner = error
+        three callback round trips (the callbacks find their key unchanged and send nothing).
+
+        ``skeleton``: every component, no data. Dash also calls the layout to check it, once when
+        it is set and once on the server's first request, whatever its address; a 5,000-trial
+        study's front is built only for the page's own request for its layout."""
+        if skeleton is None:
+            skeleton = not (flask.has_request_context() and flask.request.path.endswith("/_dash-layout"))
+        rows: list[dict[str, Any]] = []
+        names: list[str] = []
+        list_key: Any = None
+        pareto: Any = _empty()
+        hypervolume: Any = _empty()
+        message: Any = None
+        banner: Any = None
+        key: Any = None
+        initial: list[str] = [study] if study else []
+        if not skeleton:
+            listed = list_outputs()
+            assert listed is not None  # there is no previous key to match
+            rows, available, list_key = listed
+            names = available or []  # None: the storage cannot be read; the page says so, the timer retries
+            error = None if available is not None else str(list_key["error"])
+            # Dash asks for the layout from the page, so the page's address (``?study=``) is the
+            # request's Referer: the first view is of the studies the address names, never a flash
+            # of another study's front before the callbacks correct it.
+            asked = from_address(urlsplit(flask.request.referrer or "").query) if flask.has_request_context() else []
+            initial = asked or ([study] if study else names[-1:])
+            first = front_outputs(initial, *FRONT_DEFAULTS)
+            assert first is not None  # there is no previous key to match
+            pareto, hypervolume, message, banner, key = first
+            if error is not None:
+                message = banner = error
 
         view_tabs = dcc.Tabs(
             id="view",
@@ -858,6 +878,10 @@ def create_app(
             logger.warning("could not save a note of %s: %s", study, exc)
             return Saved(False, f"Not saved: the storage refused the write ({exc}).", before)
 
+    # Dash calls a layout function once when it is set, to check the callbacks' ids: a page
+    # without data does for that (with the data, the 5,000-trial study was read and its front
+    # built before the server could start: 2-2.5 s).
+    app.validation_layout = page(skeleton=True)  # type: ignore[assignment]
     app.layout = page
 
     def warm() -> None:

@@ -66,3 +66,35 @@ def test_report_export_commands_name_the_storage_by_its_absolute_path(
     details = unpack_report_data((tmp_path / "r.html").read_text())["details"]
     command = next(iter(details.values()))["export"]
     assert f"--storage sqlite:///{tmp_path / 'nas.db'}" in command  # works from any folder
+
+
+def test_the_server_answers_before_it_has_read_the_study(tmp_path: Path) -> None:
+    """The first response does not wait for the study: the server starts, and answers ``/``, while
+    every read of the trials is held up (Dash calls the layout when it is set and on the first
+    request; neither may read a 5,000-trial study first). The page's own layout request then waits
+    for the read, and gets the front."""
+    import threading
+
+    from dashboards import DashboardServer, create_app
+    from studies import StudyReader
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    make_study(open_storage(url, create=True), "slow")
+    release = threading.Event()
+
+    class HeldReader(StudyReader):
+        def records(self, name: str) -> list:
+            assert release.wait(60), "the reads were never released"
+            return super().records(name)
+
+    app = create_app(HeldReader(open_storage(url, create=False)), storage_label=url, refresh_s=60, study="slow")
+    server = DashboardServer(app, port=0).start()
+    try:
+        with urllib.request.urlopen(server.url, timeout=20) as response:
+            assert response.status == 200 and "attention-nas dashboard" in response.read().decode()
+        release.set()
+        with urllib.request.urlopen(server.url + "_dash-layout", timeout=60) as response:
+            assert b"Pareto set" in response.read()
+    finally:
+        release.set()
+        server.stop()
