@@ -181,7 +181,7 @@ class StudyReader:
             stale = {
                 int(h[0])
                 for h in heads
-                if seen.get(int(h[0])) != (h[1], h[2], h[3]) or known[int(h[0])].state not in _FINISHED
+                if seen.get(int(h[0])) != (h[1], h[2], h[3]) or _state_name(h[2]) not in _FINISHED
             }
             if stale:
                 values, attrs = self._details(conn, study_id, sorted(stale), everything=len(stale) == len(heads))

@@ -51,6 +51,27 @@ def test_a_refresh_reads_new_and_finished_trials(url: str) -> None:
     assert after[-1].state == "COMPLETE" and after[-1].values == (0.7, 0.1) and after[-1].spec_hash == "abc"
 
 
+def test_a_refresh_reads_again_only_trials_still_running(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finished trials are read once, whatever the record makes of them (INFEASIBLE, REUSED): a
+    refresh of a 50,000-trial study re-read its 1,500 infeasible trials every time."""
+    storage = open_storage(url, create=True)
+    study = make_rich_study(storage, "once", 120, seed=3)
+    running = study.ask()
+    reader = StudyReader(open_storage(url, create=False))
+    first = reader.records("once")
+    assert {"INFEASIBLE", "RUNNING"} <= {r.state for r in first}
+    asked: list[list[int]] = []
+    details = StudyReader._details
+
+    def counting(conn: object, study_id: int, trial_ids: list[int], *, everything: bool) -> object:
+        asked.append(list(trial_ids))
+        return details(conn, study_id, trial_ids, everything=everything)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StudyReader, "_details", staticmethod(counting))
+    assert reader.records("once") == first
+    assert asked == [[running._trial_id]]
+
+
 def test_a_study_deleted_and_created_again_is_read_afresh(url: str) -> None:
     storage = open_storage(url, create=True)
     make_study(storage, "again")
