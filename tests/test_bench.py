@@ -186,3 +186,27 @@ def test_the_real_data_proof_runs_end_to_end_on_the_shared_data(tmp_path: Path) 
     assert "| none denseunet 16-32-64-128 |" in text and "test Dice in the FOV" in text
     assert "Verdict stage: confirm" in text
     assert "retrained test Dice" in text or "has no attention" in text
+
+
+def test_the_large_dashboard_study_is_every_trial_again_dominated_by_its_original(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/dashboard.py's 50,000-trial study is written with SQL: every trial read back under a new
+    number, with its states, attributes and learning curve, and the front unchanged."""
+    bench = load_bench("dashboard", monkeypatch)
+    from studies import StudyReader, open_storage, pareto_records
+    from tests._studyfactory import make_rich_study
+
+    small = tmp_path / "small.db"
+    make_rich_study(open_storage(f"sqlite:///{small}", create=True), bench.STUDY, 60, seed=4)
+    assert bench.replicate(small, tmp_path / "large.db", 3) == 180
+    original = StudyReader(open_storage(f"sqlite:///{small}", create=False)).records(bench.STUDY)
+    copied = StudyReader(open_storage(f"sqlite:///{tmp_path / 'large.db'}", create=False)).records(bench.STUDY)
+    assert [r.number for r in copied] == list(range(180))
+    for k in (1, 2):
+        for r, c in zip(original, copied[60 * k : 60 * (k + 1)], strict=True):
+            assert (c.state, c.spec, c.history) == (r.state, r.spec, r.history)
+            if r.values is not None:
+                assert c.values is not None and c.values[0] <= r.values[0] and c.values[1] >= r.values[1]
+                assert c.values == pytest.approx(r.values, rel=0.021)
+    assert {r.number for r in pareto_records(copied)} == {r.number for r in pareto_records(original)}
