@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from nas._config import SYNTHETIC, SearchConfig, load_space, unique_study_name
 from nas._constraints import Constraints
@@ -120,12 +121,13 @@ class StudyFile(_Section):
     #: Trials at once, or ``auto``: as many as the Ray cluster's CPUs (and GPUs) hold per trial.
     concurrency: int | Literal["auto"] = 2
 
-    @field_validator("concurrency")
+    @field_validator("concurrency", mode="before")
     @classmethod
-    def _positive_concurrency(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("Input should be greater than or equal to 1, or auto")
-        return value
+    def _positive_concurrency(cls, value: Any) -> int | str:
+        # before the union: its two branches' errors would be two lines naming pydantic's branch tags
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise PydanticCustomError("concurrency", "Input should be a positive integer or 'auto'")
 
     train: dict[str, Any] = Field(default_factory=dict)
     baselines: bool = True
