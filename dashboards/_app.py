@@ -202,6 +202,10 @@ def create_app(
         ]
         return json.loads(json.dumps([key, loaded.error]))
 
+    def first_studies(names: Sequence[str]) -> list[str]:
+        """What a page without ``?study=`` shows: the server's ``--study``, else the newest study."""
+        return [study] if study else list(names[-1:])
+
     def page(skeleton: bool | None = None) -> html.Div:
         """The page, built for each visit: the study list as it is now, and the first view's
         figures inside it, so the front is drawn as soon as plotly.js is loaded rather than after
@@ -230,8 +234,7 @@ def create_app(
             # Dash asks for the layout from the page, so the page's address (``?study=``) is the
             # request's Referer: the first view is of the studies the address names, never a flash
             # of another study's front before the callbacks correct it.
-            asked = from_address(urlsplit(flask.request.referrer or "").query) if flask.has_request_context() else []
-            initial = asked or ([study] if study else names[-1:])
+            initial = from_address(urlsplit(flask.request.referrer or "").query) or first_studies(names)
             first = front_outputs(initial, *FRONT_DEFAULTS)
             assert first is not None  # there is no previous key to match
             pareto, hypervolume, message, banner, key = first
@@ -891,7 +894,7 @@ def create_app(
         try:
             listed = list_outputs()
             names = (listed[1] if listed else None) or []
-            front_outputs([study] if study else names[-1:], *FRONT_DEFAULTS)
+            front_outputs(first_studies(names), *FRONT_DEFAULTS)
         except Exception:  # the page itself reports a broken storage
             logger.debug("warming the first view failed", exc_info=True)
 
