@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainers import DataError, create_loss, segmentation_metrics
+from trainers import DataError, create_loss, evaluate, evaluate_metrics, segmentation_metrics
+from trainers._metrics import roc_auc
 
 LN3 = math.log(3.0)
 CE = (-math.log(0.75) - math.log(0.25)) / 2  # two pixels: truth 1 at p=0.75, truth 0 at p(0)=0.25
@@ -192,3 +193,80 @@ def test_bad_shapes_and_labels_are_refused() -> None:
         segmentation_metrics(probabilities, labels[..., :2])
     with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         segmentation_metrics(probabilities, labels * 3)
+
+
+def pairwise_auc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """The share of (positive, negative) pairs ordered right, a tie counting one half (float64, every pair)."""
+    pos, neg = scores[truth].astype(np.float64), scores[~truth].astype(np.float64)
+    right = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(right / (len(pos) * len(neg)))
+
+
+@pytest.mark.parametrize("levels", [3, 11, None])  # heavy ties, some ties, none
+def test_auc_counts_ties_as_one_half_like_the_pairwise_definition(levels: int | None) -> None:
+    rng = np.random.default_rng(levels or 0)
+    truth = rng.uniform(size=(3, 17, 19)) < 0.3
+    raw = np.where(truth, 0.6, 0.4) + rng.normal(0, 0.25, truth.shape)
+    scores = np.clip(raw if levels is None else np.round(raw * (levels - 1)) / (levels - 1), 0, 1)
+    stacked = torch.from_numpy(np.stack([1 - scores, scores], axis=1)).float()
+    labels = torch.from_numpy(truth.astype(np.int64))[:, None]
+    expected = pairwise_auc(stacked[:, 1].numpy(), truth)
+    assert segmentation_metrics(stacked, labels, hd95=False).mean["auc"] == pytest.approx(expected, abs=1e-12)
+    assert roc_auc(stacked[:, 1].flatten(), labels.flatten()) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(roc_auc(stacked[:, 1].flatten(), torch.zeros(truth.size)))  # one class only
+
+
+def naive_dice(probabilities: list[torch.Tensor], labels: list[torch.Tensor], masks: list[torch.Tensor]) -> float:
+    """Per image and foreground class 2|P∩T| / (|P| + |T|) inside the mask (undefined when both are
+    empty), averaged over the images where defined, then over the classes where defined."""
+    classes = probabilities[0].shape[0]
+    per_class: list[float] = []
+    for c in range(1, classes):
+        values = []
+        for p, y, m in zip(probabilities, labels, masks, strict=True):
+            inside = m[0].numpy().astype(bool)
+            predicted = (p.numpy().argmax(axis=0) == c) & inside
+            truth = (y[0].numpy() == c) & inside
+            if predicted.sum() + truth.sum():
+                values.append(2.0 * (predicted & truth).sum() / (predicted.sum() + truth.sum()))
+        if values:
+            per_class.append(float(np.mean(values)))
+    return float(np.mean(per_class))
+
+
+class Fixed(nn.Module):
+    """Returns the logits it was given for each input, looked up by the input's first value."""
+
+    def __init__(self, logits: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.logits = logits
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.logits[int(v)] for v in x[:, 0].flatten(1)[:, 0]])
+
+
+@pytest.mark.parametrize("same_size", [True, False])
+def test_validation_dice_is_the_mean_foreground_dice_over_images_then_classes(same_size: bool) -> None:
+    rng = np.random.default_rng(1 if same_size else 2)
+    shapes = [(12, 14)] * 4 if same_size else [(12, 14), (9, 16), (12, 14), (7, 7)]
+    logits, labels, masks, images = [], [], [], []
+    for i, shape in enumerate(shapes):
+        y = rng.integers(0, 3, size=shape)
+        if i == 1:
+            y[y == 2] = 0  # class 2 absent from the reference of one image
+        logit = rng.normal(size=(3, *shape)) + 2.0 * np.eye(3)[y].transpose(2, 0, 1)
+        if i == 1:
+            logit[2] = -9.0  # and from its prediction: undefined there, not 0
+        logits.append(torch.from_numpy(logit).float())
+        labels.append(torch.from_numpy(y)[None])
+        masks.append(torch.from_numpy(rng.uniform(size=shape) < 0.8)[None])
+        images.append(torch.full((1, *shape), float(i)))
+    model = Fixed(logits)
+    probabilities = [torch.softmax(x, dim=0) for x in logits]
+    expected = naive_dice(probabilities, labels, masks)
+    batch = torch.stack(images) if same_size else images
+    got = evaluate(model, batch, torch.stack(labels) if same_size else labels, num_classes=3, masks=masks, batch_size=1)
+    assert got == pytest.approx(expected, abs=1e-6)  # MONAI's confusion counts are float32
+    full = evaluate_metrics(model, batch, torch.stack(labels) if same_size else labels, masks=masks, batch_size=1)
+    assert got == pytest.approx(full.mean["dice"], abs=1e-6)

@@ -19,7 +19,14 @@ from torch import nn
 from trainers._data import Samples, SegmentationData
 from trainers._errors import DataError
 from trainers._losses import DEFAULT_L2_WEIGHT, LOSSES, create_loss
-from trainers._metrics import CLASS_METRICS, IMAGE_METRICS, METRIC_NAMES, SegmentationMetrics, segmentation_metrics
+from trainers._metrics import (
+    CLASS_METRICS,
+    IMAGE_METRICS,
+    METRIC_NAMES,
+    SegmentationMetrics,
+    foreground_dice,
+    segmentation_metrics,
+)
 from trainers._tta import TTA_MODES, class_probabilities, flip_averaged
 
 logger = logging.getLogger(__name__)
@@ -370,7 +377,6 @@ def _measure(
     labels: Samples,
     masks: Samples | None,
     *,
-    full: bool,
     spacing: Sequence[Sequence[float]] | None = None,
 ) -> SegmentationMetrics:
     shapes = {tuple(p.shape) for p in probabilities}
@@ -380,7 +386,6 @@ def _measure(
             torch.stack(list(labels)),
             mask=None if masks is None else torch.stack(list(masks)),
             spacing=spacing,
-            hd95=full,
         )
     # Images of different sizes: per image, then the mean of each metric over images.
     each = [
@@ -389,7 +394,6 @@ def _measure(
             y[None],
             mask=None if masks is None else masks[i][None],
             spacing=None if spacing is None else spacing[i],
-            hd95=full,
         )
         for i, (p, y) in enumerate(zip(probabilities, labels, strict=True))
     ]
@@ -420,8 +424,20 @@ def evaluate(
 ) -> float:
     """Mean foreground Dice of ``model``'s arg-max prediction (per image, then averaged; inside ``masks``)."""
     probabilities = predict(model, images, batch_size=batch_size, window=window, tta=tta)
-    value = _measure(probabilities, labels, masks, full=False).mean["dice"]
-    return 0.0 if math.isnan(value) else float(value)
+    # Dice alone: the other metrics (AUC's sort of every pixel above all) took most of a validation.
+    if len({tuple(p.shape) for p in probabilities}) == 1:
+        stacked = None if masks is None else torch.stack(list(masks))
+        per_image = foreground_dice(torch.stack(list(probabilities)), torch.stack(list(labels)), mask=stacked)
+    else:  # images of different sizes: one at a time
+        per_image = torch.cat(
+            [
+                foreground_dice(p[None], y[None], mask=None if masks is None else masks[i][None])
+                for i, (p, y) in enumerate(zip(probabilities, labels, strict=True))
+            ]
+        )
+    # Over the images where a class is defined, then over the classes: as segmentation_metrics averages.
+    value = float(torch.nanmean(torch.nanmean(per_image, dim=0)))
+    return 0.0 if math.isnan(value) else value
 
 
 def evaluate_metrics(
@@ -438,7 +454,7 @@ def evaluate_metrics(
     """Every metric of ``METRIC_NAMES``, per class and mean, of ``model`` on ``images``; ``spacing``
     (one per image, e.g. ``SegmentationData.val_spacing``) is the voxel size ``hd95_mm`` is measured in."""
     probabilities = predict(model, images, batch_size=batch_size, window=window, tta=tta)
-    return _measure(probabilities, labels, masks, full=True, spacing=spacing)
+    return _measure(probabilities, labels, masks, spacing=spacing)
 
 
 def train(model: nn.Module, data: SegmentationData, config: TrainConfig, report: Report | None = None) -> TrainResult:

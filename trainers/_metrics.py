@@ -2,8 +2,9 @@
 
 Confusion-matrix metrics (Dice, IoU, precision, recall, specificity, accuracy, MCC) are computed per
 image with MONAI's confusion-matrix functions and averaged over the images where they are defined;
-AUC pools every pixel of every image (as the DRIVE literature reports it), through MONAI's
-``compute_roc_auc``; MAE (the bilateral paper's) is the mean absolute difference between a class's
+AUC pools every pixel of every image (as the DRIVE literature reports it): the Mann-Whitney
+statistic, ties counting one half (what MONAI's ``compute_roc_auc`` computes, in one sort rather than
+a Python loop over the pixels); MAE (the bilateral paper's) is the mean absolute difference between a class's
 probability map and its binary reference, per image, then averaged. HD95 is MONAI's 95th-percentile
 Hausdorff distance per image, in voxels (``hd95``) and in the units of the image spacing
 (``hd95_mm``: millimetres for NIfTI data, whose headers give the spacing; without one, 1 per axis).
@@ -29,7 +30,6 @@ import torch
 from monai.metrics import (
     compute_confusion_matrix_metric,
     compute_hausdorff_distance,
-    compute_roc_auc,
     get_confusion_matrix,
 )
 
@@ -127,26 +127,13 @@ def segmentation_metrics(
     true inside the field of view. ``spacing``: the voxel size along each spatial axis, one for all
     images or one per image (``hd95_mm`` is in its units). The prediction is the arg-max class.
     """
-    if probabilities.ndim < 4 or probabilities.shape[1] < 2:
-        raise ValueError(f"probabilities must be (B, C>=2, *spatial); got {tuple(probabilities.shape)}")
+    _check_shapes(probabilities, labels)
     num_classes = probabilities.shape[1]
-    if labels.shape != (probabilities.shape[0], 1, *probabilities.shape[2:]):
-        raise ValueError(
-            f"labels must be {(probabilities.shape[0], 1, *probabilities.shape[2:])}; got {tuple(labels.shape)}"
-        )
     images = probabilities.shape[0]
     spacings = per_image_spacing(spacing, images, probabilities.ndim - 2)
     probabilities = probabilities.detach().float().cpu()
-    truth = _one_hot(labels.cpu(), num_classes)
-    predicted = _one_hot(probabilities.argmax(dim=1, keepdim=True), num_classes)
-    inside = torch.ones_like(labels, dtype=torch.bool) if mask is None else mask.cpu().bool()
-    if inside.shape != labels.shape:
-        raise ValueError(f"mask must be {tuple(labels.shape)}; got {tuple(inside.shape)}")
+    confusion, truth, predicted, inside = _confusion(probabilities, labels, mask)
     weight = inside.float()
-    # Pixels outside the field of view become (prediction 0, truth 0): true negatives, taken back below.
-    confusion = get_confusion_matrix(predicted * weight, truth * weight, include_background=True)  # (B, C, 4)
-    outside = (~inside).flatten(1).sum(dim=1).float()  # (B,)
-    confusion[..., 2] -= outside[:, None]
     counted = weight.flatten(1).sum(dim=1)  # (B,) pixels inside the field of view
     per_class: dict[str, dict[str, float]] = {}
     for c in range(1, num_classes):
@@ -156,10 +143,7 @@ def segmentation_metrics(
             values[name] = _nanmean([float(v) for v in per_image.flatten()])
         scores = probabilities[:, c][inside[:, 0]]
         targets = truth[:, c][inside[:, 0]]
-        if 0 < int(targets.sum()) < targets.numel():
-            values["auc"] = float(cast(float, compute_roc_auc(scores.flatten(), targets.flatten())))
-        else:
-            values["auc"] = math.nan  # undefined with one class only
+        values["auc"] = roc_auc(scores.flatten(), targets.flatten())
         error = ((probabilities[:, c] - truth[:, c]).abs() * weight[:, 0]).flatten(1).sum(dim=1)
         values["mae"] = _nanmean([float(e / n) if n > 0 else math.nan for e, n in zip(error, counted, strict=True)])
         voxels, physical = _hd95(predicted, truth, inside, c, spacings) if hd95 else (math.nan, math.nan)
@@ -176,6 +160,66 @@ def segmentation_metrics(
         for name in METRIC_NAMES
     }
     return SegmentationMetrics(per_class=per_class, mean=mean, images=images)
+
+
+def _check_shapes(probabilities: torch.Tensor, labels: torch.Tensor) -> None:
+    if probabilities.ndim < 4 or probabilities.shape[1] < 2:
+        raise ValueError(f"probabilities must be (B, C>=2, *spatial); got {tuple(probabilities.shape)}")
+    if labels.shape != (probabilities.shape[0], 1, *probabilities.shape[2:]):
+        raise ValueError(
+            f"labels must be {(probabilities.shape[0], 1, *probabilities.shape[2:])}; got {tuple(labels.shape)}"
+        )
+
+
+def _confusion(
+    probabilities: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(confusion (B, C, 4) as MONAI orders it, one-hot truth, one-hot arg-max prediction, the
+    boolean field of view) of CPU float ``probabilities`` against ``labels``."""
+    num_classes = probabilities.shape[1]
+    truth = _one_hot(labels.cpu(), num_classes)
+    predicted = _one_hot(probabilities.argmax(dim=1, keepdim=True), num_classes)
+    inside = torch.ones_like(labels, dtype=torch.bool) if mask is None else mask.cpu().bool()
+    if inside.shape != labels.shape:
+        raise ValueError(f"mask must be {tuple(labels.shape)}; got {tuple(inside.shape)}")
+    weight = inside.float()
+    # Pixels outside the field of view become (prediction 0, truth 0): true negatives, taken back below.
+    confusion = get_confusion_matrix(predicted * weight, truth * weight, include_background=True)  # (B, C, 4)
+    outside = (~inside).flatten(1).sum(dim=1).float()  # (B,)
+    confusion[..., 2] -= outside[:, None]
+    return confusion, truth, predicted, inside
+
+
+def foreground_dice(
+    probabilities: torch.Tensor, labels: torch.Tensor, *, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The Dice of each image and foreground class, (B, C - 1), NaN where a class is in neither the
+    prediction nor the reference: ``segmentation_metrics``' ``dice`` before it is averaged, without
+    the other metrics (what validating each epoch needs)."""
+    _check_shapes(probabilities, labels)
+    confusion, *_ = _confusion(probabilities.detach().float().cpu(), labels, mask)
+    return torch.stack(
+        [
+            compute_confusion_matrix_metric(_MONAI_NAMES["dice"], confusion[:, c, :]).flatten()
+            for c in range(1, confusion.shape[1])
+        ],
+        dim=1,
+    )
+
+
+def roc_auc(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    """The area under the ROC curve of 1-D ``scores`` for 1-D binary ``targets``: the share of
+    (positive, negative) pairs that the scores order right, a tie counting one half; NaN with one
+    class only. Exact: every count is a multiple of 1/2 below 2**53, summed in float64."""
+    positive = targets.flatten().bool()
+    values, index, counts = torch.unique(scores.flatten(), sorted=True, return_inverse=True, return_counts=True)
+    pos = torch.bincount(index, weights=positive.double(), minlength=len(values))  # positives at each score
+    neg = counts.double() - pos
+    n_pos, n_neg = float(pos.sum()), float(neg.sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan  # undefined with one class only
+    below = torch.cumsum(neg, 0) - neg  # negatives scoring strictly lower
+    return float((pos * (below + neg / 2)).sum()) / (n_pos * n_neg)
 
 
 def _hausdorff95(p: torch.Tensor, t: torch.Tensor, spacing: Sequence[float] | None) -> float:
