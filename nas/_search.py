@@ -638,6 +638,36 @@ class _InterruptStopper(Stopper):
         return self._event is not None and self._event.is_set()
 
 
+#: Tune's variable that stops it adding its CSV, JSON and TensorBoard loggers to every experiment.
+NO_DEFAULT_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+
+
+def _result_loggers() -> list[Any]:
+    """What Tune writes of each trial's results: its ``result.json`` (one line per result), which
+    ``ray.tune.ExperimentAnalysis`` reads; the study is the record of the search. Tune's
+    ``progress.csv`` and TensorBoard event files were written on the driver between trials and read
+    by nothing (the dashboard draws the learning curves). A user who sets Tune's own variable
+    ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` gets what Tune does with it (``1``: no logger at all)."""
+    if NO_DEFAULT_LOGGERS in os.environ:
+        return []
+    from ray.tune.logger import JsonLoggerCallback
+
+    return [JsonLoggerCallback()]
+
+
+@contextlib.contextmanager
+def _no_default_loggers() -> Iterator[None]:
+    """While ``Tuner.fit`` builds its callbacks: no CSV or TensorBoard logger (``_result_loggers``)."""
+    if NO_DEFAULT_LOGGERS in os.environ:  # the user's own choice
+        yield
+        return
+    os.environ[NO_DEFAULT_LOGGERS] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(NO_DEFAULT_LOGGERS, None)
+
+
 @contextlib.contextmanager
 def _catching_sigint(event: threading.Event, searcher: StudySearch) -> Iterator[None]:
     """While Tune runs: the first SIGINT stops the search cleanly (``event``); a second one raises
@@ -803,11 +833,16 @@ def run_search(
                     name=name,
                     storage_path=str(config.study_dir / "ray"),
                     verbose=0,
-                    callbacks=[_progress_callback(samples, study, on_event, on_progress)],
+                    callbacks=[_progress_callback(samples, study, on_event, on_progress), *_result_loggers()],
                     stop=_InterruptStopper(interrupt),
                 ),
             )
-            with Heartbeat(study), _catching_sigint(interrupt, stage_searcher), _plain_trial_actors():
+            with (
+                Heartbeat(study),
+                _catching_sigint(interrupt, stage_searcher),
+                _plain_trial_actors(),
+                _no_default_loggers(),
+            ):
                 tuner.fit()
             if interrupt.is_set():
                 return stage_searcher.close_unfinished(interrupted=True)

@@ -94,6 +94,16 @@ def test_every_trained_trial_records_where_its_time_went(searched: Path) -> None
         assert phases["start"] + worker + phases["return"] <= trial.duration.total_seconds() + 0.01
 
 
+def test_tune_writes_each_trials_results_once_and_nothing_nobody_reads(searched: Path) -> None:
+    """Every trial's ``result.json`` (Tune's ExperimentAnalysis reads it), but no ``progress.csv`` or
+    TensorBoard event file: the driver wrote those between trials, and nothing reads them (issue 15)."""
+    ray_dir = searched / "runs" / STUDY / "ray"
+    results = sorted(ray_dir.rglob("result.json"))
+    assert len(results) == 3 and all(path.read_text().strip() for path in results)
+    written = {path.name for path in ray_dir.rglob("*") if path.is_file()}
+    assert "progress.csv" not in written and not any(name.startswith("events.out.tfevents") for name in written)
+
+
 def test_status_prints_counts_and_the_pareto_table(searched: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", STUDY, "--storage", storage_url(searched)]) == 0
     out = capsys.readouterr().out
