@@ -3,11 +3,12 @@
 Confusion-matrix metrics (Dice, IoU, precision, recall, specificity, accuracy, MCC) are computed per
 image with MONAI's confusion-matrix functions and averaged over the images where they are defined;
 AUC pools every pixel of every image (as the DRIVE literature reports it): the Mann-Whitney
-statistic, ties counting one half (what MONAI's ``compute_roc_auc`` computes, in one sort rather than
-a Python loop over the pixels); MAE (the bilateral paper's) is the mean absolute difference between a class's
-probability map and its binary reference, per image, then averaged. HD95 is MONAI's 95th-percentile
-Hausdorff distance per image, in voxels (``hd95``) and in the units of the image spacing
-(``hd95_mm``: millimetres for NIfTI data, whose headers give the spacing; without one, 1 per axis).
+statistic, ties counting one half (what MONAI's ``compute_roc_auc`` computes, here in one sort
+rather than a Python loop over the pixels); MAE (the bilateral paper's) is the mean absolute
+difference between a class's probability map and its binary reference, per image, then averaged.
+HD95 is MONAI's 95th-percentile Hausdorff distance per image, in voxels (``hd95``) and in the units
+of the image spacing (``hd95_mm``: millimetres for NIfTI data, whose headers give the spacing;
+without one, 1 per axis).
 Where the reference of a class is present but the prediction is empty, HD95 is the image diagonal
 rather than undefined, so that missing a structure is not rewarded.
 
@@ -183,7 +184,7 @@ def _confusion(
     if inside.shape != labels.shape:
         raise ValueError(f"mask must be {tuple(labels.shape)}; got {tuple(inside.shape)}")
     weight = inside.float()
-    # Pixels outside the field of view become (prediction 0, truth 0): true negatives, taken back below.
+    # Pixels outside the field of view become (prediction 0, truth 0): true negatives, taken back next.
     confusion = get_confusion_matrix(predicted * weight, truth * weight, include_background=True)  # (B, C, 4)
     outside = (~inside).flatten(1).sum(dim=1).float()  # (B,)
     confusion[..., 2] -= outside[:, None]
