@@ -449,9 +449,11 @@ def test_first_visit_downloads_compressed_javascript(browser: Any, storage_url: 
         )
         sent = sum(int(t) for _, t, _ in entries)
         scripts = [(n, t, d) for n, t, d in entries if ".js" in n]
-        assert scripts and sent < 2_500_000, sorted(entries, key=lambda e: -e[1])[:5]
+        # 2.04 MB with the full plotly.js (1.4 MB of it), 1.1 MB with our partial bundle (0.5 MB)
+        assert scripts and sent < 1_500_000, sorted(entries, key=lambda e: -e[1])[:5]
         plotly = [e for e in scripts if "plotly" in e[0].lower() and e[2] > 1_000_000]
-        assert plotly and all(t < d / 2 for _, t, d in plotly), plotly  # compressed on the wire
+        assert [n.rsplit("/", 1)[-1].split("-")[2] for n, _, _ in plotly] == ["nas"], plotly  # only the partial
+        assert all(t < d / 2 for _, t, d in plotly), plotly  # compressed on the wire
         assert console_errors(browser) == []
 
 
@@ -495,7 +497,8 @@ def test_a_reload_revalidates_the_bundles_and_keeps_the_browsers_own_string_func
 ) -> None:
     """Dash's bundled @babel/polyfill replaces String.prototype.trim, parseFloat and others with slow
     JavaScript versions (a third of plotly's drawing time on a 5,000-trial front): the page keeps the
-    browser's own. A reload gets 304s for plotly.min.js, not its 1.4 MB again."""
+    browser's own. A reload finds plotly.js in the browser's cache (our partial bundle, whose address
+    changes with its bytes) or gets a 304 (Dash's plotly.min.js), not its 0.5-1.4 MB again."""
     dense_study(storage_url)
     drawn = "var g = document.querySelector('#pareto .js-plotly-plot'); return !!(g && g.data && g.data.length)"
     with served(browser, storage_url, refresh_s=60) as url:
@@ -516,7 +519,7 @@ def test_a_reload_revalidates_the_bundles_and_keeps_the_browsers_own_string_func
         browser.refresh()
         wait_for(lambda: browser.execute_script(drawn), what="the front after a reload")
         again = browser.execute_script(fetched)
-        assert first and first[0] > 1_000_000 and again and again[0] < 10_000, (first, again)
+        assert first and first[0] > 300_000 and again and again[0] < 10_000, (first, again)
         assert console_errors(browser) == []
 
 

@@ -288,7 +288,7 @@ def test_diagram_of_a_composition_and_of_a_gate() -> None:
 def test_report_is_self_contained_with_every_view(records: list[TrialRecord]) -> None:
     page = report_html("rep", records, storage="sqlite:///nas.db")
     assert page.startswith("<!DOCTYPE html>")
-    assert "plotly.js is inlined" in page and len(page) > 1_000_000  # plotly.js is inlined (gzipped), once
+    assert "plotly.js is inlined" in page and len(page) > 500_000  # plotly.js is inlined (gzipped), once
     assert page.count('id="nas-plotly"') == 1 and 'src="http' not in page
     assert '"pareto_trials": [0, 1]' in page
     for div in ("pareto", "hypervolume", "history", "ablation", "importance", "parallel"):
