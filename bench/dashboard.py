@@ -49,6 +49,7 @@ from dashboards import (  # noqa: E402
     hypervolume_curve,
     hypervolume_figure,
     pareto_figure,
+    plotly_js,
     reference_point,
     report_html,
 )
@@ -391,6 +392,14 @@ def pareto_rows(sizes: Sequence[int], repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _plotly_js_said() -> str:
+    js = plotly_js()
+    size = f"{len(js.source) / 1e6:.1f} MB"
+    if js.partial:
+        return f"our partial bundle, v{js.version} ({size}: core and the trace types the dashboard draws)"
+    return f"plotly's full bundle, v{js.version} ({size}; the partial one did not match the installed plotly)"
+
+
 def _met(met: bool) -> str:
     return "met" if met else "not met"
 
@@ -445,10 +454,10 @@ def render(
         sent = int(browser[0].get("bytes") or 0)
         lines += [
             "",
-            f"A first visit transfers {sent / 1e6:.2f} MB (JavaScript gzipped by the server; a reload revalidates "
-            "and transfers a few kB). Headless Chromium renders with software GL on this machine; below 10,000 "
-            "points the scatter is drawn as SVG, above as WebGL. The first visit's time is mostly plotly.js "
-            "(4.8 MB of JavaScript) being compiled and run; a reload finds it compiled in the browser's cache.",
+            f"A first visit transfers {sent / 1e6:.2f} MB (JavaScript gzipped by the server; a reload finds "
+            "plotly.js in the browser's cache and revalidates the rest, a few kB). Headless Chromium renders with "
+            "software GL on this machine; below 10,000 points the scatter is drawn as SVG, above as WebGL. "
+            f"plotly.js is {_plotly_js_said()}.",
         ]
     lines += [
         "",

@@ -16,6 +16,7 @@ from dashboards._figures import (
     parallel_figure,
     pareto_figure,
 )
+from dashboards._plotlyjs import PlotlyJS, plotly_js
 from dashboards._report import report_html
 from dashboards._views import (
     CATEGORIES,
@@ -61,6 +62,7 @@ __all__ = [
     "Objective",
     "ObjectiveHistory",
     "ParamImportance",
+    "PlotlyJS",
     "Point",
     "StudySummary",
     "TrialDetail",
@@ -85,6 +87,7 @@ __all__ = [
     "parallel_figure",
     "param_importance",
     "pareto_figure",
+    "plotly_js",
     "read_note",
     "reference_point",
     "report_html",
