@@ -214,6 +214,18 @@ def _front_mask(xs: Sequence[float], ys: Sequence[float], x: Objective, y: Objec
     return pareto_mask(np.column_stack([xs, ys]), [x.maximize, y.maximize])
 
 
+def study_front(records: Sequence[TrialRecord], x: Objective, y: Objective) -> list[tuple[TrialRecord, float, float]]:
+    """The Pareto set of a study's COMPLETE trials in ``x`` and ``y``: each record with its two values
+    (trials lacking either value, or with a non-finite one, are never on it)."""
+    valued = [
+        (r, vx, vy)
+        for r in complete_records(records)
+        if (vx := x.of(r)) is not None and (vy := y.of(r)) is not None and math.isfinite(vx) and math.isfinite(vy)
+    ]
+    mask = _front_mask([v[1] for v in valued], [v[2] for v in valued], x, y)
+    return [v for v, m in zip(valued, mask, strict=True) if m]
+
+
 def front_data(
     studies: Mapping[str, Sequence[TrialRecord]],
     *,
@@ -238,14 +250,7 @@ def front_data(
     fronts: dict[str, tuple[Point, ...]] = {}
     hidden: dict[str, int] = {}
     for study, records in studies.items():
-        done = complete_records(records)
-        valued = [
-            (r, vx, vy)
-            for r in done
-            if (vx := ox.of(r)) is not None and (vy := oy.of(r)) is not None and math.isfinite(vx) and math.isfinite(vy)
-        ]
-        mask = _front_mask([v[1] for v in valued], [v[2] for v in valued], ox, oy)
-        on_front = {r.number for (r, _, _), m in zip(valued, mask, strict=True) if m}
+        on_front = {r.number for r, _, _ in study_front(records, ox, oy)}
         study_points: list[Point] = []
         for r in records:
             if r.state not in shown:
@@ -365,11 +370,11 @@ def study_summary(
     the study's fixed reference (``studies.hv_reference``); without one (a study made before
     2026-12), Dice and GFLOPs 10% beyond the worst seen, which moves as trials are added."""
     ox, oy = OBJECTIVES["gflops"], OBJECTIVES["dice"]
-    data = front_data({name: records}, x="gflops", y="dice")
+    # the front alone: the Pareto tab's points, knee and seeds' intervals are not needed here
+    front = study_front(records, ox, oy)
     if reference is None:
         reference = reference_point({name: records}, ox, oy)
-    front = data.fronts[name]
-    hv = hypervolume_2d(np.array([[p.x, p.y] for p in front]), [False, True], reference) if front else 0.0
+    hv = hypervolume_2d(np.array([[vx, vy] for _, vx, vy in front]), [False, True], reference) if front else 0.0
     dices = [r.dice for r in complete_records(records) if r.dice is not None]
     return StudySummary(
         name=name,

@@ -195,6 +195,24 @@ def test_study_summary_by_hand(records: list[TrialRecord]) -> None:
     assert s.hypervolume == pytest.approx((0.105 - 0.05) * 0.50 + (0.105 - 0.08) * (0.60 - 0.50))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_study_summary_front_and_hypervolume_match_a_naive_pareto_set(seed: int) -> None:
+    """On trials of every state (INFEASIBLE, told COMPLETE at Dice 0, PRUNED, FAIL): the Pareto size and
+    hypervolume are those of the COMPLETE trials that no other COMPLETE trial dominates (pairwise)."""
+    storage = optuna.storages.InMemoryStorage()
+    rs = trial_records(make_rich_study(storage, "s", 300, seed=seed))
+    done = [(r.gflops, r.dice) for r in rs if r.state == "COMPLETE" and r.gflops is not None and r.dice is not None]
+    front = [
+        (x, y)
+        for x, y in done
+        if not any(ox <= x and oy >= y and (ox < x or oy > y) for ox, oy in done)  # no one at least as good
+    ]
+    s = study_summary("s", rs, (1.0, 0.0))
+    assert len({r.state for r in rs}) >= 4 and s.pareto_size == len(set(front)) > 2
+    assert s.hypervolume == pytest.approx(brute_hypervolume(np.array(front), (1.0, 0.0)))
+    assert s.pareto_size == len(front_data({"s": rs}).fronts["s"])  # what the Pareto tab draws
+
+
 # ---------------------------------------------------------------- empty studies, ablation, parallel, table
 
 
