@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from trainers import DataError, create_loss, evaluate, evaluate_metrics, segmentation_metrics
-from trainers._metrics import roc_auc
+from trainers._metrics import foreground_dice, roc_auc
 
 LN3 = math.log(3.0)
 CE = (-math.log(0.75) - math.log(0.25)) / 2  # two pixels: truth 1 at p=0.75, truth 0 at p(0)=0.25
@@ -270,3 +270,22 @@ def test_validation_dice_is_the_mean_foreground_dice_over_images_then_classes(sa
     assert got == pytest.approx(expected, abs=1e-6)  # MONAI's confusion counts are float32
     full = evaluate_metrics(model, batch, torch.stack(labels) if same_size else labels, masks=masks, batch_size=1)
     assert got == pytest.approx(full.mean["dice"], abs=1e-6)
+
+
+def test_tied_class_probabilities_go_to_the_first_class_as_numpy_argmax_does() -> None:
+    """A pixel whose classes tie is predicted as the lowest of them (what the naive reference's
+    ``numpy.argmax`` does), in 2D and 3D batches of several classes."""
+    rng = np.random.default_rng(7)
+    for shape in ((5, 3, 11, 13), (2, 4, 5, 6, 7)):
+        probabilities = torch.from_numpy(rng.dirichlet(np.ones(shape[1]), size=(shape[0], *shape[2:]))).float()
+        probabilities = probabilities.movedim(-1, 1).contiguous()
+        tie = torch.from_numpy(rng.uniform(size=(shape[0], *shape[2:])) < 0.4)
+        top = probabilities.max(dim=1).values
+        probabilities[:, 1][tie] = top[tie]  # class 1 ties the maximum: class 0 or 1 wins, never 2
+        probabilities[:, 0][tie] = top[tie]
+        labels = torch.from_numpy(rng.integers(0, shape[1], size=(shape[0], 1, *shape[2:])))
+        masks = torch.ones_like(labels, dtype=torch.bool)
+        per_image = foreground_dice(probabilities, labels, mask=masks)
+        got = float(torch.nanmean(torch.nanmean(per_image, dim=0)))
+        expected = naive_dice(list(probabilities), list(labels), list(masks))
+        assert got == pytest.approx(expected, abs=1e-6), shape

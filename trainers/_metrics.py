@@ -179,7 +179,10 @@ def _confusion(
     boolean field of view) of CPU float ``probabilities`` against ``labels``."""
     num_classes = probabilities.shape[1]
     truth = _one_hot(labels.cpu(), num_classes)
-    predicted = _one_hot(probabilities.argmax(dim=1, keepdim=True), num_classes)
+    # arg-max over a contiguous last axis (a copy with the classes last): over the strided class axis,
+    # argmax(dim=1) took 0.45-1.1 s for DRIVE's 20 test images of 2 × 592 × 576 (same first-maximum rule)
+    classes_last = probabilities.movedim(1, -1).contiguous()
+    predicted = _one_hot(classes_last.argmax(dim=-1).unsqueeze(1), num_classes)
     inside = torch.ones_like(labels, dtype=torch.bool) if mask is None else mask.cpu().bool()
     if inside.shape != labels.shape:
         raise ValueError(f"mask must be {tuple(labels.shape)}; got {tuple(inside.shape)}")
