@@ -977,9 +977,7 @@ class GzipMiddleware:
         if "gzip" not in environ.get("HTTP_ACCEPT_ENCODING", "") or environ.get("REQUEST_METHOD") == "HEAD":
             return self._app(environ, start_response)
         key = environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")
-        bundle = (
-            key.startswith(("/_dash-component-suites/", "/" + PLOTLY_ROUTE)) and environ.get("REQUEST_METHOD") == "GET"
-        )
+        bundle = key.startswith(_BUNDLE_PREFIXES) and environ.get("REQUEST_METHOD") == "GET"
         if bundle and key in self._bundles:
             status, headers, body = self._bundles[key]
             etag = next((v for k, v in headers if k.lower() == "etag"), None)
