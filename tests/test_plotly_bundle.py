@@ -70,7 +70,7 @@ def _figure_types(tree: Any) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def rich_report(tmp_path_factory: pytest.TempPathFactory) -> str:
+def rich_report() -> str:
     storage = optuna.storages.InMemoryStorage()
     make_rich_study(storage, "rich", 120)
     return report_html("rich", trial_records(optuna.load_study(study_name="rich", storage=storage)), storage="x")
