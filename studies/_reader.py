@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
-from sqlalchemy import column, select, table, text
+from sqlalchemy import String, cast, column, func, or_, select, table, text
 
 from studies._errors import StorageError
 from studies._records import TrialRecord, record_from_parts, trial_records
@@ -58,6 +58,11 @@ class _StudyCache:
     by_trial_id: dict[int, TrialRecord] = field(default_factory=dict)
     #: (number, state, start) per trial id as last read: SQLite reuses the ids of a deleted study
     heads: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    #: ids of the trials last read unfinished (RUNNING, WAITING): the only old ones that can change
+    unfinished: set[int] = field(default_factory=set)
+    top: int = -1  # the largest trial id read
+    last_start: Any = None  # the latest start time read, as the database returns it
+    ordered: list[TrialRecord] | None = None  # the records by number, until something changes
 
 
 def _value(raw: float | None, kind: str) -> float:
@@ -171,12 +176,7 @@ class StudyReader:
             cache = self._cache.get(name)
             if cache is None or cache.study_id != study_id:  # new, or deleted and created under a new id
                 cache = self._cache[name] = _StudyCache(study_id)
-            t = _TRIALS.c
-            heads = conn.execute(
-                select(t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete).where(
-                    t.study_id == study_id
-                )
-            ).all()
+            heads, complete = self._heads(conn, study_id, cache)
             known, seen = cache.by_trial_id, cache.heads
             stale = {
                 int(h[0])
@@ -184,11 +184,14 @@ class StudyReader:
                 if seen.get(int(h[0])) != (h[1], h[2], h[3]) or _state_name(h[2]) not in _FINISHED
             }
             if stale:
-                values, attrs = self._details(conn, study_id, sorted(stale), everything=len(stale) == len(heads))
-                for trial_id, number, state, start, complete in heads:
+                cache.ordered = None
+                values, attrs = self._details(
+                    conn, study_id, sorted(stale), everything=len(stale) == len(heads) == complete
+                )
+                for trial_id, number, state, start, end in heads:
                     if int(trial_id) not in stale:
                         continue
-                    began, ended = _when(start), _when(complete)
+                    began, ended = _when(start), _when(end)
                     duration = (ended - began).total_seconds() if began is not None and ended is not None else None
                     vals = values.get(int(trial_id))
                     known[int(trial_id)] = record_from_parts(
@@ -200,10 +203,65 @@ class StudyReader:
                         objectives,
                     )
                     seen[int(trial_id)] = (number, state, start)
-            for gone in set(known) - {int(h[0]) for h in heads}:
-                del known[gone]
-                del seen[gone]
-            return sorted(known.values(), key=lambda r: r.number)
+                    if _state_name(state) in _FINISHED:
+                        cache.unfinished.discard(int(trial_id))
+                    else:
+                        cache.unfinished.add(int(trial_id))
+                    cache.top = max(cache.top, int(trial_id))
+            starts = [h[3] for h in heads if h[3] is not None]
+            if cache.last_start is not None:
+                starts.append(cache.last_start)
+            cache.last_start = max(starts) if starts else None
+            if complete == len(heads):  # every head was read: drop the trials that are gone
+                gone = set(known) - {int(h[0]) for h in heads}
+                for trial_id in gone:
+                    del known[trial_id]
+                    del seen[trial_id]
+                    cache.unfinished.discard(trial_id)
+                if gone:
+                    cache.ordered = None
+                    cache.top = max(known, default=-1)
+            if cache.ordered is None:
+                cache.ordered = sorted(known.values(), key=lambda r: r.number)
+            return list(cache.ordered)
+
+    @staticmethod
+    def _heads(conn: sqlalchemy.engine.Connection, study_id: int, cache: _StudyCache) -> tuple[Sequence[Any], int]:
+        """The heads (id, number, state, start, end) of the trials that may have changed since the
+        last read, and the study's trial count; all heads on a first read.
+
+        A refresh asks only for trials newer than the last read, unfinished, or unfinished when
+        last read (Optuna never changes a finished trial), and counts the study's trials: when the
+        count, or the latest start, is not what the cache and the new trials make, something was
+        deleted or an id reused (a study deleted and created again), and every head is read again. A 50,000-trial
+        study's refresh with nothing new took 0.3-0.4 s reading every head, and a first visit
+        reads it twice (the study list and the front).
+        """
+        t = _TRIALS.c
+        query = select(t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete)
+        in_study = t.study_id == study_id
+        if cache.heads and len(cache.unfinished) <= _CHUNK:
+            changed = conn.execute(
+                query.where(
+                    in_study,
+                    or_(
+                        t.trial_id > cache.top,
+                        cast(t.state, String).not_in(sorted(_FINISHED)),  # PostgreSQL: an enum column
+                        t.trial_id.in_(sorted(cache.unfinished)),
+                    ),
+                )
+            ).all()
+            # asked after: a trial added in between makes the count disagree, and all is read again
+            count, last = conn.execute(select(func.count(), func.max(t.datetime_start)).where(in_study)).one()
+            new = sum(1 for h in changed if int(h[0]) not in cache.heads)
+            starts = [h[3] for h in changed if h[3] is not None]
+            if cache.last_start is not None:
+                starts.append(cache.last_start)
+            if int(count) == len(cache.heads) + new and last == (max(starts) if starts else None):
+                return changed, int(count)
+        heads = conn.execute(query.where(in_study)).all()
+        cache.last_start = None
+        return heads, len(heads)
 
     @staticmethod
     def _details(

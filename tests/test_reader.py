@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from studies import StorageError, StudyNotFoundError, StudyReader, create_study, open_storage, trial_records
-from tests._studyfactory import make_rich_study, make_study, synthetic_trials
+from tests._studyfactory import add_trial, make_rich_study, make_study, sa_spec, synthetic_trials
 
 
 @pytest.fixture
@@ -81,6 +81,46 @@ def test_a_study_deleted_and_created_again_is_read_afresh(url: str) -> None:
     study = create_study(storage, "again")
     study.add_trials(synthetic_trials(2, seed=3))
     assert reader.records("again") == trial_records(study)
+
+
+def test_a_study_deleted_and_created_again_with_as_many_trials_is_read_afresh(url: str) -> None:
+    """SQLite gives the new trials the ids of the deleted ones: a refresh that only asked for
+    trials newer than the last read, or unfinished, would keep showing the deleted study."""
+    storage = open_storage(url, create=True)
+    make_study(storage, "again")
+    reader = StudyReader(open_storage(url, create=False))
+    before = reader.records("again")
+    optuna.delete_study(study_name="again", storage=storage)
+    study = create_study(storage, "again")
+    for number in range(len(before)):
+        add_trial(study, sa_spec((number % 2,)), (0.3 + 0.01 * number, 0.2))
+    after = reader.records("again")
+    assert after == trial_records(study)
+    assert [r.values for r in after] != [r.values for r in before]
+
+
+def test_a_refresh_with_nothing_new_reads_no_trial_again(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle refresh of a big study asks the database for what changed, not for every trial's row."""
+    storage = open_storage(url, create=True)
+    study = make_rich_study(storage, "idle", 120, seed=4)
+    running = study.ask()
+    reader = StudyReader(open_storage(url, create=False))
+    first = reader.records("idle")
+    heads: list[int] = []
+    read = StudyReader._heads
+
+    def counting(conn: object, study_id: int, cache: object) -> object:
+        rows, count = read(conn, study_id, cache)  # type: ignore[arg-type]
+        heads.append(len(rows))
+        return rows, count
+
+    monkeypatch.setattr(StudyReader, "_heads", staticmethod(counting))
+    assert reader.records("idle") == first
+    assert heads == [1]  # the running trial
+    study.tell(running, [0.9, 0.01])
+    study.add_trials(synthetic_trials(2, seed=5))
+    assert reader.records("idle") == trial_records(study)
+    assert heads == [1, 3]
 
 
 def test_unknown_study_lists_the_existing_ones(url: str) -> None:
