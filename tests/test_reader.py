@@ -8,7 +8,15 @@ from pathlib import Path
 import optuna
 import pytest
 
-from studies import StorageError, StudyNotFoundError, StudyReader, create_study, open_storage, trial_records
+from studies import (
+    JSONHistory,
+    StorageError,
+    StudyNotFoundError,
+    StudyReader,
+    create_study,
+    open_storage,
+    trial_records,
+)
 from tests._studyfactory import add_trial, make_rich_study, make_study, sa_spec, synthetic_trials
 
 
@@ -34,6 +42,19 @@ def test_fast_reader_equals_the_optuna_api_on_every_state(url: str) -> None:
     assert reader.records("small") == trial_records(small)
     assert {r.state for r in reader.records("rich")} == {"COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "RUNNING"}
     assert reader.study_names() == ["rich", "small"]
+
+
+def test_learning_curves_are_decoded_when_used_and_equal_the_stored_ones(sqlite_url: str) -> None:
+    storage = open_storage(sqlite_url, create=True)
+    study = make_rich_study(storage, "curves", 40, seed=6)
+    stored = {t.number: t.user_attrs.get("history", []) for t in study.get_trials()}
+    records = StudyReader(open_storage(sqlite_url, create=False)).records("curves")
+    curves = [r for r in records if r.history]
+    assert curves and all(isinstance(r.history, JSONHistory) for r in curves)
+    for r in records:
+        assert list(r.history) == stored[r.number] and len(r.history) == len(stored[r.number])
+        assert r.history == tuple(stored[r.number]) and tuple(stored[r.number]) == r.history
+        assert r.history[:1] == tuple(stored[r.number][:1])
 
 
 def test_a_refresh_reads_new_and_finished_trials(url: str) -> None:
