@@ -326,20 +326,20 @@ def hypervolume_curve(
     O(n·|front|) rather than a fresh front per trial.
     """
     maximize = [x.maximize, y.maximize]
-    signs = np.where(np.asarray(maximize), -1.0, 1.0)
-    front = np.zeros((0, 2))
+    sx, sy = (-1.0 if x.maximize else 1.0), (-1.0 if y.maximize else 1.0)
+    front: list[tuple[float, float]] = []  # the running front as costs (both minimised): a few dozen
     current = 0.0
     numbers: list[int] = []
     values: list[float] = []
     done = {r.number for r in complete_records(records)}
+    # plain floats, not a numpy array per trial: 50,000 trials took 0.3-0.5 s in numpy's small-array calls
     for r in sorted(records, key=lambda r: r.number):
-        vx, vy = x.of(r), y.of(r)
-        if r.number in done and vx is not None and vy is not None:
-            cost = np.array([vx, vy]) * signs
-            dominated = bool(front.size) and bool(np.any(np.all(front <= cost, axis=1)))
-            if not dominated:
-                front = np.vstack([front[~np.all(cost <= front, axis=1)], cost])
-                current = hypervolume_2d(front * signs, maximize, reference)
+        if r.number in done and (vx := x.of(r)) is not None and (vy := y.of(r)) is not None:
+            cx, cy = vx * sx, vy * sy
+            if not any(fx <= cx and fy <= cy for fx, fy in front):
+                front = [(fx, fy) for fx, fy in front if not (cx <= fx and cy <= fy)]
+                front.append((cx, cy))
+                current = hypervolume_2d(np.array(front) * (sx, sy), maximize, reference)
         numbers.append(r.number)
         values.append(current)
     return HypervolumeCurve(study, tuple(numbers), tuple(values))
