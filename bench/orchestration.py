@@ -9,7 +9,7 @@
   deterministic fake metrics computed from the spec, then the complete result). Ray is started
   once, before both, so its start-up is outside every timing; the order alternates over rounds.
   Default: 40 trials, 2 at a time, 3 epochs, 3 rounds, with NSGA-II (the default sampler) and TPE.
-  When ours misses the goal (≤ 1.1× the reference), one more run of each path is profiled
+  When ours misses the goal (≤ 1.05× the reference), one more run of each path is profiled
   (cProfile, driver) and the notes say where our extra time goes.
 - **The fraction of a demo search's wall time spent outside training**: small real searches with
   the real trainable on the built-in synthetic data, against the trainers' own loop time.
@@ -57,8 +57,7 @@ from search_spaces import SampleContext  # noqa: E402
 from studies import ATTR_PHASES, ATTR_REUSED_FROM, ATTR_SPEC_HASH, OBJECTIVES  # noqa: E402
 from trainers import SegmentationData, SyntheticConfig, TrainConfig, load_data  # noqa: E402
 
-GOAL_RATIO = 1.1  # ours / reference on trivial trials
-GOAL_OUTSIDE = 0.05  # a demo search's wall time outside training
+GOAL_RATIO = 1.05  # ours / reference on trivial trials (issue 15)
 PACKAGES = ("nas", "studies", "search_spaces", "trainers")
 
 
@@ -279,6 +278,7 @@ class Demo:
     #: Each trained trial's ``phase_seconds`` (studies.ATTR_PHASES): where its slot's time went.
     phases: list[dict[str, float]] = field(default_factory=list)
     cpus: float = 0.0  # the runtime's CPUs
+    goal: float = 0.0  # the most of its wall time that may be outside training (issue 15)
 
     @property
     def cpus_idle(self) -> float | None:
@@ -316,16 +316,18 @@ def trial_times(ray_dir: Path) -> list[float]:
     return times
 
 
-#: (name, trials, epochs, training images, image size): the demo preset's data (96 training and 32
-#: validation 64×64 images) at a smaller budget, and a tiny search.
+#: (name, trials, epochs, training images, image size, goal): the demo preset's data (96 training and
+#: 32 validation 64×64 images) at a smaller budget, and a tiny search; the goal is the most of the
+#: wall time that may be outside training, as issue 15 sets it (fixed costs weigh more in shorter
+#: searches; the main job's 5% is bench/main_job.py's).
 DEMOS = (
-    ("demo data (96 × 64×64), 6 trials, 3 epochs", 6, 3, 96, 64),
-    ("tiny (32 × 32×32), 6 trials, 3 epochs", 6, 3, 32, 32),
+    ("demo data (96 × 64×64), 6 trials, 3 epochs", 6, 3, 96, 64, 0.10),
+    ("tiny (32 × 32×32), 6 trials, 3 epochs", 6, 3, 32, 32, 0.25),
 )
-QUICK_DEMOS = (("tiny (16 × 32×32), 3 trials, 1 epoch", 3, 1, 16, 32),)
+QUICK_DEMOS = (("tiny (16 × 32×32), 3 trials, 1 epoch", 3, 1, 16, 32, 0.25),)
 
 
-def demo_search(root: Path, name: str, trials: int, epochs: int, n_train: int, size: int) -> Demo:
+def demo_search(root: Path, name: str, trials: int, epochs: int, n_train: int, size: int, goal: float) -> Demo:
     study = f"demo-{n_train}-{size}-{trials}-{epochs}"
     config = nas.SearchConfig(
         study=study,
@@ -380,6 +382,7 @@ def demo_search(root: Path, name: str, trials: int, epochs: int, n_train: int, s
         started_at + wall - last,
         phases,
         cpus,
+        goal,
     )
 
 
@@ -573,7 +576,7 @@ def render(
         "at once as the runtime's CPUs hold at 1 CPU each); *CPUs no trial held* is 1 − Σ every trial's phases "
         "(its slot time, from being asked for until the driver has its result) ÷ (wall × the runtime's CPUs).",
         "",
-        "| search | trials | wall (s) | Σ train (s) | ideal (s) | outside training | goal ≤ 5% "
+        "| search | trials | wall (s) | Σ train (s) | ideal (s) | outside training | goal "
         "| in trials, not training | outside trials | before the first trial (s) | after the last (s) "
         "| CPUs no trial held |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -582,7 +585,7 @@ def render(
         split = d.split
         cells = [f"{100 * f:.0f}%" for f in split] if split else ["?", "?"]
         states = ", ".join(f"{n} {s}" for s, n in sorted(d.states.items()))
-        goal = "met" if d.outside <= GOAL_OUTSIDE else "not met"
+        goal = f"≤ {100 * d.goal:.0f}%: {'met' if d.outside <= d.goal else 'not met'}"
         lines.append(
             f"| {d.name} | {states} | {d.wall_s:.1f} | {sum(d.train_s):.1f} | {d.ideal_s:.1f} | "
             f"**{100 * d.outside:.0f}%** | {goal} | {cells[0]} | {cells[1]} | {d.before_first_s:.1f} | "
@@ -727,8 +730,8 @@ def headlines(setups: list[Setup], runs: dict[str, dict[str, list[Run]]], demos:
                 figure=f"{100 * d.outside:.0f}% (wall {d.wall_s:.1f} s)",
                 reference=f"training alone, perfectly packed {d.ideal_s:.1f} s",
                 ratio=d.wall_s / d.ideal_s if d.ideal_s else None,
-                goal=f"≤ {100 * GOAL_OUTSIDE:.0f}% outside",
-                met=d.outside <= GOAL_OUTSIDE,
+                goal=f"≤ {100 * d.goal:.0f}% outside",
+                met=d.outside <= d.goal,
             )
         )
     return rows

@@ -207,8 +207,9 @@ class StudySearch(OptunaSearch):
             if not isinstance(config, dict):
                 return config
             ot_trial = self._ot_trials[trial_id]
-            if not self._skip(ot_trial, config, finished):
-                set_trial_user_attrs(ot_trial, {ATTR_EPOCHS: self._epochs})
+            costs = self._skip(ot_trial, config, finished)
+            if costs is not None:  # to be trained: its costs and budget in one commit
+                set_trial_user_attrs(ot_trial, {**costs, ATTR_EPOCHS: self._epochs})
                 self._asked_at[trial_id] = time.time()
                 return config
             del self._ot_trials[trial_id]
@@ -220,17 +221,20 @@ class StudySearch(OptunaSearch):
         self.exhausted = True
         return Searcher.FINISHED
 
-    def _skip(self, ot_trial: Any, config: dict[str, Any], finished: Mapping[tuple[Any, ...], Any]) -> bool:
-        """Tell the trial without training it if it is infeasible or a duplicate; True if told."""
+    def _skip(
+        self, ot_trial: Any, config: dict[str, Any], finished: Mapping[tuple[Any, ...], Any]
+    ) -> dict[str, Any] | None:
+        """Tell the trial without training it if it is infeasible or a duplicate (None), else return
+        the attributes its screen measured (FLOPs, parameters, memory), for the caller to write with
+        the others: every commit is a file sync on SQLite, several per sampled trial."""
         assert self._ot_study is not None
         screened = self._screen(config["spec"]) if self._screen is not None else None
+        costs: dict[str, Any] = {}
         if screened is not None:
             cost, violation, reason = screened
             ot_trial.set_constraint(CONSTRAINT_KEY, violation)
             costs = {ATTR_FLOPS: int(cost.flops), ATTR_PARAMS: int(cost.params), ATTR_MEMORY: cost.peak_memory_mb}
-            if reason is None:
-                set_trial_user_attrs(ot_trial, costs)
-            else:
+            if reason is not None:
                 set_trial_user_attrs(ot_trial, {**costs, ATTR_INFEASIBLE: True, ATTR_ERROR: reason, ATTR_EPOCHS: 0})
                 untrained = {
                     "dice": 0.0,
@@ -243,17 +247,17 @@ class StudySearch(OptunaSearch):
                 self._ot_study.tell(ot_trial, values, state=TrialState.COMPLETE)
                 self.skipped["infeasible"] += 1
                 logger.info("trial %d refused untrained: %s", ot_trial.number, reason)
-                return True
+                return None
         key = (ot_trial.user_attrs.get(ATTR_SPEC_HASH), config.get("seed", self._seed), self._epochs)
         done = finished.get(key)
         if done is None:
-            return False
+            return costs
         copied = {name: value for name, value in done.user_attrs.items() if name in REUSED_ATTRS}
-        set_trial_user_attrs(ot_trial, {**copied, ATTR_REUSED_FROM: done.number})
+        set_trial_user_attrs(ot_trial, {**costs, **copied, ATTR_REUSED_FROM: done.number})  # its source's win
         self._ot_study.tell(ot_trial, list(done.values), state=TrialState.COMPLETE)
         self.skipped["reused"] += 1
         logger.info("trial %d reuses trial %d's result (same spec, epochs and seed)", ot_trial.number, done.number)
-        return True
+        return None
 
     def _finished_index(self, trials: list[optuna.trial.FrozenTrial]) -> dict[tuple[Any, ...], Any]:
         """Trained COMPLETE trials by (spec hash, seed, epochs): what a duplicate may reuse."""

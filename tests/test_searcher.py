@@ -127,6 +127,10 @@ def test_a_spec_over_the_constraints_is_infeasible_untrained_and_steers_the_samp
     assert isinstance(config, dict) and config["spec"]["channels"] == [8, 16, 32]
     study = searcher._ot_study
     assert study is not None
+    running = study.trials[-1]  # what the screen counted is on record while it trains
+    assert running.state.name == "RUNNING" and running.user_attrs["epochs"] == 3
+    assert running.user_attrs["flops"] == int(cheap.flops) and running.user_attrs["params"] == int(cheap.params)
+    assert running.user_attrs["peak_memory_mb"] == pytest.approx(cheap.peak_memory_mb)
     refused = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert searcher.skipped["infeasible"] == len(refused)
     for trial in refused:  # every width-16 net: refused untrained, its violation recorded for the sampler
