@@ -208,10 +208,7 @@ class StudyReader:
                     else:
                         cache.unfinished.add(int(trial_id))
                     cache.top = max(cache.top, int(trial_id))
-            starts = [h[3] for h in heads if h[3] is not None]
-            if cache.last_start is not None:
-                starts.append(cache.last_start)
-            cache.last_start = max(starts) if starts else None
+            cache.last_start = _latest_start(heads, cache.last_start)
             if complete == len(heads):  # every head was read: drop the trials that are gone
                 gone = set(known) - {int(h[0]) for h in heads}
                 for trial_id in gone:
@@ -241,7 +238,8 @@ class StudyReader:
         query = select(t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete)
         in_study = t.study_id == study_id
         if cache.heads and len(cache.unfinished) <= _CHUNK:
-            changed = conn.execute(
+            changed = _rows(
+                conn,
                 query.where(
                     in_study,
                     or_(
@@ -249,15 +247,12 @@ class StudyReader:
                         cast(t.state, String).not_in(sorted(_FINISHED)),  # PostgreSQL: an enum column
                         t.trial_id.in_(sorted(cache.unfinished)),
                     ),
-                )
-            ).all()
+                ),
+            )
             # asked after: a trial added in between makes the count disagree, and all is read again
             count, last = conn.execute(select(func.count(), func.max(t.datetime_start)).where(in_study)).one()
             new = sum(1 for h in changed if int(h[0]) not in cache.heads)
-            starts = [h[3] for h in changed if h[3] is not None]
-            if cache.last_start is not None:
-                starts.append(cache.last_start)
-            if int(count) == len(cache.heads) + new and last == (max(starts) if starts else None):
+            if int(count) == len(cache.heads) + new and last == _latest_start(changed, cache.last_start):
                 return changed, int(count)
         heads = _rows(conn, query.where(in_study))
         cache.last_start = None
@@ -299,6 +294,14 @@ class StudyReader:
             for (trial_id, key, _), value in zip(rows, decoded, strict=True):
                 attrs.setdefault(int(trial_id), {})[str(key)] = value
         return values, attrs
+
+
+def _latest_start(heads: Iterable[Sequence[Any]], previous: Any) -> Any:
+    """The latest start among ``heads`` and ``previous`` (None: none started), as the database returns it."""
+    starts = [h[3] for h in heads if h[3] is not None]
+    if previous is not None:
+        starts.append(previous)
+    return max(starts) if starts else None
 
 
 def _rows(conn: sqlalchemy.engine.Connection, statement: sqlalchemy.Select[Any]) -> Sequence[Any]:
