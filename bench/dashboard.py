@@ -8,6 +8,9 @@ Measures, on a synthetic study written through Optuna into SQLite:
 - the same with a warm cache (what every refresh and every further viewer costs);
 - process start until the server's first HTTP response, for the dashboards package alone and for
   ``nas dashboard``, with whether torch and Ray are imported by then;
+- the resident memory of ``nas dashboard`` (Linux ``/proc``): at its first response, after a first
+  visit has drawn the front, and after a trial's page with its architecture diagram, against the same
+  server with the block registry imported (torch and MONAI, as its diagrams needed before);
 - in headless Chromium (when installed): from navigation until the Pareto trace is drawn with the
   whole front, on the first visit right after the server started and on one to a server already
   running (both with an empty browser cache), on a reload, with the bytes transferred; the
@@ -153,6 +156,51 @@ def server_start(url: str, command: Sequence[str]) -> tuple[float, str]:
         with urllib.request.urlopen(address, timeout=60) as response:
             response.read()
         return time.perf_counter() - started, line.strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+#: The same server with the block registry imported, as its diagrams needed until 2026-12-07.
+REGISTRY_SERVER_SCRIPT = SERVER_SCRIPT.replace("import sys, time", "import sys, time\nimport search_spaces")
+DIAGRAM_JS = "var i = document.getElementById('arch-diagram'); return !!(i && i.complete && i.naturalWidth > 0);"
+
+
+def _resident_mb(pid: int) -> tuple[float, float]:
+    """Resident memory of process ``pid`` now and at its peak (VmRSS, VmHWM), in MB."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+def server_memory(driver: Any, command: Sequence[str], front_size: int, trial: int) -> dict[str, float]:
+    """Resident MB of the server ``command`` starts: at its first response, after a first visit drew
+    the front, after trial ``trial``'s page drew its architecture diagram (and a few refreshes), and
+    its peak."""
+    import subprocess
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [*command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(HERE.parent)
+    )
+    try:
+        assert proc.stdout is not None
+        address = next(word for word in proc.stdout.readline().split() if word.startswith("http"))
+        with urllib.request.urlopen(address, timeout=60) as response:
+            response.read()
+        out = {"first response": _resident_mb(proc.pid)[0]}
+        _fresh_browser_cache(driver)
+        _visit(driver, address + f"?study={STUDY}", front_size)
+        out["front drawn"] = _resident_mb(proc.pid)[0]
+        driver.get(address + f"?study={STUDY}&trial={trial}")
+        started = time.perf_counter()
+        while not driver.execute_script(DIAGRAM_JS):
+            if time.perf_counter() - started > 120:
+                raise TimeoutError("the architecture diagram did not appear within 120 s")
+            time.sleep(0.05)
+        time.sleep(3.0)  # refreshes of the open page
+        out["trial and diagram"], out["peak"] = _resident_mb(proc.pid)
+        driver.get("about:blank")
+        return out
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -329,6 +377,16 @@ def browser_rows(url: str, front_size: int, repeats: int, report: Path, big: tup
         large = None
         if big is not None:
             large = {**page_views(driver, big[0], big[2], max(1, repeats - 1), parallel=False), "trials": big[1]}
+        memory: dict[str, dict[str, float]] = {}
+        if Path("/proc/self/status").is_file():
+            trial = pareto_records(StudyReader(open_storage(url, create=False)).records(STUDY))[0].number
+            cli = [sys.executable, "-m", "nas", "dashboard", "--storage", url, "--port", "0", "--study", STUDY]
+            cli += ["--refresh", "1"]
+            memory["nas dashboard"] = server_memory(driver, cli, front_size, trial)
+            registry = [sys.executable, "-c", REGISTRY_SERVER_SCRIPT, url, STUDY]
+            memory["the same with the block registry imported (reference)"] = server_memory(
+                driver, registry, front_size, trial
+            )
         live = live_arrival(driver, url, front_size)  # last: it adds a trial to the study
     finally:
         session.close()
@@ -377,6 +435,7 @@ def browser_rows(url: str, front_size: int, repeats: int, report: Path, big: tup
     for r in rows:
         r.setdefault("met", r["seconds"] <= r["goal"] if "goal" in r else None)
     rows[0]["bytes"] = views["bytes"]
+    rows[0]["memory"] = memory
     return rows
 
 
@@ -451,6 +510,21 @@ def render(
             + (f"≤ {r['goal']:g} s | {_met(r['met'])} |" if "goal" in r else "— | — |")
             for r in browser
         ]
+        memory = browser[0].get("memory") or {}
+        if memory:
+            lines += [
+                "",
+                "Resident memory of the dashboard server (MB, from `/proc`; the study above, a first visit and then "
+                "a trial's page with its architecture diagram, refreshing every second):",
+                "",
+                "| server | at its first response | front drawn | trial and diagram shown | peak |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {what} | {m['first response']:.0f} | {m['front drawn']:.0f} | {m['trial and diagram']:.0f} | "
+                f"{m['peak']:.0f} |"
+                for what, m in memory.items()
+            ]
         sent = int(browser[0].get("bytes") or 0)
         lines += [
             "",
@@ -509,6 +583,18 @@ def headlines(
             )
         )
     if not isinstance(browser, str):
+        memory = browser[0].get("memory") or {}
+        if len(memory) == 2:
+            ours, reference = memory.values()
+            rows.append(
+                _report.Headline(
+                    area="Dashboard",
+                    what=f"resident memory of nas dashboard, {trials:,} trials, after a trial's page with its diagram",
+                    figure=f"{ours['trial and diagram']:.0f} MB",
+                    reference=f"with the block registry imported {reference['trial and diagram']:.0f} MB",
+                    ratio=ours["trial and diagram"] / reference["trial and diagram"],
+                )
+            )
         for r in browser:
             rows.append(
                 _report.Headline(

@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dash_table, dcc, html
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from dashboards._diagram import diagram_data, diagram_svg, warm_up
+from dashboards._diagram import diagram_data, diagram_svg
 from dashboards._figures import (
     PARETO_HEIGHT,
     ablation_figure,
@@ -179,7 +179,6 @@ def create_app(
     app = dash.Dash(__name__, title="attention-nas dashboard", update_title="", index_string=_INDEX)
     _serve_partial_plotly(app)
     memo = _Memo()
-    warming = threading.Event()
 
     def load(selected: Sequence[str]) -> _Loaded:
         records: dict[str, list[TrialRecord]] = {}
@@ -504,9 +503,6 @@ def create_app(
         State("list-key", "data"),
     )
     def refresh(ticks: int | None, previous: Any) -> Any:
-        if ticks and not warming.is_set():  # the page is up: now load the diagrams' registry (torch)
-            warming.set()
-            threading.Thread(target=warm_up, name="nas-dashboard-warm-up", daemon=True).start()
         out = list_outputs(previous)
         if out is None:
             return dash.no_update, dash.no_update, dash.no_update

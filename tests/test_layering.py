@@ -68,7 +68,7 @@ def test_search_spaces_and_trainers_import_with_ray_and_optuna_blocked() -> None
 def test_reading_a_study_from_the_cli_imports_neither_torch_nor_ray(command: str, tmp_path: Path) -> None:
     """``nas status`` runs, and ``nas dashboard`` builds its parser and the app's modules load,
     without torch, Ray or pandas: a command imports only its own module (the dashboard server must
-    answer within 2 s; the report draws architecture diagrams, which need torch)."""
+    answer within 2 s and stay small)."""
     from studies import open_storage
     from tests._studyfactory import make_study
 
