@@ -363,8 +363,12 @@ def parallel_figure(axes: Sequence[Axis]) -> go.Figure:
             line={"color": colour, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": "Dice"}},
         )
     )
-    # Wide margins: the outer axes' category names (e.g. encoder+skip) are not clipped.
-    fig.update_layout(template="plotly_white", height=460, margin={"l": 130, "r": 110}, uirevision="parallel")
+    # Plotly writes an axis's tick labels to its left, and the first axis stands at the plot's left
+    # edge: the left margin holds its longest name (cbam_channel+cbam_spatial), or the label is cut off.
+    longest = max((len(t) for t in axes[0].ticks), default=6)
+    fig.update_layout(
+        template="plotly_white", height=460, margin={"l": max(80, 20 + 7 * longest), "r": 110}, uirevision="parallel"
+    )
     return fig
 
 

@@ -119,3 +119,20 @@ def served(driver: Any | None, url: str, *, refresh_s: float = 1.0) -> Iterator[
         server.stop()
         if driver is not None:
             console_errors(driver)
+
+
+def allow_clipboard(driver: Any) -> None:
+    """Let the page read and write the system clipboard (as a user's click on "allow" would)."""
+    driver.execute_cdp_cmd(
+        "Browser.grantPermissions", {"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}
+    )
+
+
+def clipboard_text(driver: Any) -> str:
+    """What the system clipboard holds, read through the page (``allow_clipboard`` first)."""
+    return str(
+        driver.execute_async_script(
+            "var done = arguments[arguments.length - 1];"
+            "navigator.clipboard.readText().then(done, function(e) { done('cannot read the clipboard: ' + e); });"
+        )
+    )

@@ -14,7 +14,17 @@ import pytest
 
 from dashboards._views import under_budget
 from studies import complete_records, create_study, knee_record, open_storage, pareto_records, trial_records
-from tests._browser import chrome, console_errors, require_browser, screenshot, served, text_of, wait_for
+from tests._browser import (
+    allow_clipboard,
+    chrome,
+    clipboard_text,
+    console_errors,
+    require_browser,
+    screenshot,
+    served,
+    text_of,
+    wait_for,
+)
 from tests._studyfactory import make_rich_study, make_study
 
 pytestmark = pytest.mark.browser
@@ -180,6 +190,21 @@ def test_a_trial_has_its_own_address(browser: Any, storage_url: str) -> None:
         wait_for(lambda: f"Trial {clicked} of addr" in text_of(browser, "detail-title"), what="the reopened trial")
         browser.get(url + "?study=addr&trial=9999")
         wait_for(lambda: "Trial 9999 is not in study 'addr'" in text_of(browser, "detail"), what="a missing trial")
+        assert console_errors(browser) == []
+
+
+def test_the_copy_button_puts_the_export_command_on_the_clipboard(browser: Any, storage_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    records = trial_records(make_rich_study(open_storage(storage_url, create=True), "copy", 40, seed=8))
+    number = pareto_records(records)[1].number
+    with served(browser, storage_url, refresh_s=60) as url:
+        browser.get(url + f"?study=copy&trial={number}")
+        allow_clipboard(browser)
+        command = wait_for(lambda: text_of(browser, "export-command"), what="the export command")
+        assert command.startswith(f"nas export copy --trial {number} --storage "), command
+        browser.find_element(By.ID, "copy-export").click()
+        wait_for(lambda: clipboard_text(browser) == command, what=f"{command!r} on the clipboard")
         assert console_errors(browser) == []
 
 

@@ -20,8 +20,19 @@ from optuna.distributions import IntDistribution
 
 from dashboards import report_html
 from studies import create_study, open_storage, pareto_records, record_from_trial, trial_records
-from tests._browser import chrome, console_errors, require_browser, screenshot, served, text_of, wait_for
-from tests._studyfactory import synthetic_trials
+from tests._browser import (
+    allow_clipboard,
+    chrome,
+    clipboard_text,
+    console_errors,
+    require_browser,
+    screenshot,
+    served,
+    text_of,
+    wait_for,
+)
+from tests._studyfactory import make_study, synthetic_trials
+from tests.conftest import nas_process
 
 pytestmark = pytest.mark.browser
 
@@ -330,10 +341,32 @@ return Array.from(gd.querySelectorAll('g.legend g.traces')).map(function(e) {
 """
 
 
+def unfinished_trials(count: int = 12, seed: int = 5) -> list[optuna.trial.FrozenTrial]:
+    """PRUNED and FAIL trials (no objective values) of every attention type but ``se``: shown, they are
+    drawn as ×, and their type's legend swatch must stay its circle."""
+    templates = [t.user_attrs for t in synthetic_trials(400, seed=seed) if t.state.name == "COMPLETE"]
+    templates = [a for a in templates if a["spec"]["attention"]["block"] != "se"]
+    by_block = {a["spec"]["attention"]["block"]: a for a in templates}
+    trials = []
+    for i in range(count):
+        attrs = dict(list(by_block.values())[i % len(by_block)])
+        attrs["history"] = [{"epoch": 1, "val_dice": 0.3 + 0.01 * i}]
+        state = optuna.trial.TrialState.PRUNED if i % 2 else optuna.trial.TrialState.FAIL
+        trials.append(
+            optuna.trial.create_trial(
+                state=state, params={"arch": 0}, distributions={"arch": IntDistribution(0, 1)}, user_attrs=attrs
+            )
+        )
+    return trials
+
+
 def test_the_legend_has_a_true_swatch_for_every_attention_type(browser: Any, storage_url: str) -> None:
     from selenium.webdriver.common.by import By
 
     records = dense_study(storage_url)
+    study = optuna.load_study(study_name="dense", storage=open_storage(storage_url, create=False))
+    study.add_trials(unfinished_trials())
+    unfinished = {r.block for r in trial_records(study) if r.state in ("PRUNED", "FAIL")}
     plot = "#pareto .js-plotly-plot"
     with served(browser, storage_url, refresh_s=60) as url:
         browser.get(url + "?study=dense")
@@ -355,9 +388,19 @@ def test_the_legend_has_a_true_swatch_for_every_attention_type(browser: Any, sto
         assert ring and all(_rgb(f) not in {_rgb(legend[b][0]) for b in blocks} for f in ring)
         for state in ("PRUNED", "FAIL"):
             browser.find_element(By.CSS_SELECTOR, f"#show-states input[value='{state}']").click()
-        wait_for(lambda: any("not complete" in n for n, _, _ in browser.execute_script(LEGEND_JS, plot)) or True)
-        legend = {name: (fill, path) for name, fill, path in browser.execute_script(LEGEND_JS, plot)}
-        assert all("A" in legend[b][1] for b in blocks), "attention-type swatches must stay circles"
+        wait_for(
+            lambda: any("not complete" in n for n, _, _ in browser.execute_script(LEGEND_JS, plot)),
+            what="the legend entry of trials without objective values",
+        )
+        crosses = browser.execute_script(
+            f"return document.querySelector('{plot}')._fullData"
+            ".filter(t => t.marker && t.marker.symbol === 'x-thin-open' && t.x && t.x[0] != null).map(t => t.name);"
+        )
+        assert set(crosses) == unfinished and len(unfinished) > 3, crosses  # drawn as ×, of several types
+        shown = {name: (fill, path) for name, fill, path in browser.execute_script(LEGEND_JS, plot)}
+        for block in blocks:  # still its circle, in its colour, whether or not it has × markers
+            assert "A" in shown[block][1], f"the swatch of {block} is no longer a circle: {shown[block][1][:40]}"
+            assert _rgb(shown[block][0]) == _rgb(legend[block][0]), block
         assert console_errors(browser) == []
 
 
@@ -457,6 +500,95 @@ def test_first_visit_downloads_compressed_javascript(browser: Any, storage_url: 
         assert console_errors(browser) == []
 
 
+def test_a_big_reports_table_pages_its_trials_rather_than_inlining_every_row(browser: Any, tmp_path: Path) -> None:
+    """The 5,000-trial report inlined a 4,850-row table (10 MB, 19 s to open): the rows now travel in
+    the gzipped data and the table holds one page of them at a time, every trial reachable by paging."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    records = [record_from_trial(t) for t in synthetic_trials(600, seed=4)]
+    for number, r in enumerate(records):
+        object.__setattr__(r, "number", number)
+    page = tmp_path / "big.html"
+    html_text = report_html("big", records, storage="sqlite:////data/nas.db")
+    assert not re.search(r'<tr data-trial="\d', html_text), "trial rows are inlined in the HTML"
+    page.write_text(html_text)
+    browser.get(page.as_uri())
+    rows_js = "return Array.from(document.querySelectorAll('#all-trials tbody tr')).map(r => Number(r.dataset.trial));"
+    first = wait_for(lambda: browser.execute_script(rows_js), what="the trials table")
+    assert int(browser.execute_script("return document.getElementById('all-trials').dataset.rows")) == len(records)
+    seen = list(first)
+    assert len(first) == 50 and text_of(browser, "table-page") == f"rows 1–50 of {len(records)}"
+    for _ in range(len(records) // 50 - 1):
+        browser.find_element(By.ID, "next-page").click()
+        seen += browser.execute_script(rows_js)
+    assert sorted(seen) == [r.number for r in records]  # every trial once, 50 rows at a time
+    Select(browser.find_element(By.ID, "state-filter")).select_by_value("FAIL")
+    failed = [r.number for r in records if r.state == "FAIL"]
+    assert browser.execute_script(rows_js) == failed[:50] and len(failed) > 10
+    assert console_errors(browser) == []
+
+
+#: A dashboard server in its own process, as ``nas dashboard`` runs it; told on stdin, it says which
+#: heavy packages it has imported by then.
+SERVE_THEN_SAY_IMPORTS = """
+import sys
+from dashboards import DashboardServer, create_app
+from studies import StudyReader, open_storage
+reader = StudyReader(open_storage(sys.argv[1], create=False))
+server = DashboardServer(create_app(reader, storage_label=sys.argv[1], refresh_s=0.5), port=0).start()
+print(server.url, flush=True)
+sys.stdin.readline()
+print(sorted(m for m in ("torch", "monai", "ray") if m in sys.modules), flush=True)
+server.stop()
+"""
+
+
+def test_the_server_shows_a_trial_and_its_architecture_without_importing_torch(browser: Any, storage_url: str) -> None:
+    """The server took ~690 MB because it imported torch and Ray; it reads and draws a study, the
+    architecture diagrams of gated and composed blocks included, without either (~80 MB here)."""
+    import subprocess
+    import sys
+
+    from tests._studyfactory import make_rich_study
+    from tests.conftest import REPO
+
+    records = trial_records(make_rich_study(open_storage(storage_url, create=True), "light", 80, seed=9))
+    blocks = {r.number: r.spec["attention"] for r in records if r.state == "COMPLETE"}
+    gated = next(n for n, a in blocks.items() if a["block"] == "ag")
+    composed = next(n for n, a in blocks.items() if a["block"] in ("compose", "joint"))
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE_THEN_SAY_IMPORTS, storage_url],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdin is not None and server.stdout is not None
+        url = server.stdout.readline().strip()
+        for number in (gated, composed):
+            browser.get(url + f"?study=light&trial={number}")
+            wait_for(lambda n=number: f"Trial {n} of light" in text_of(browser, "detail-title"), what=f"trial {number}")
+            wait_for(
+                lambda: browser.execute_script(
+                    "var i = document.getElementById('arch-diagram'); return i && i.complete && i.naturalWidth > 0;"
+                ),
+                what="the architecture diagram",
+            )
+        src = browser.execute_script("return document.getElementById('arch-diagram').src;")
+        browser.execute_script("return new Promise(r => setTimeout(r, 1500));")  # a few refresh ticks
+        assert "data:image/svg+xml" in src
+        server.stdin.write("say\n")
+        server.stdin.flush()
+        assert server.stdout.readline().strip() == "[]"
+        browser.get("about:blank")
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+    assert console_errors(browser) == []
+
+
 def test_the_first_view_comes_with_the_page_for_the_study_in_the_address(storage_url: str) -> None:
     """The layout carries the address's front (Dash asks for it from the page, so the page's address
     is its Referer): the front is drawn when plotly.js is ready, not after three callback round trips,
@@ -542,11 +674,21 @@ def test_smaller_defects_colours_labels_controls(browser: Any, storage_url: str)
             "return document.querySelector('#learning-curve .js-plotly-plot').data.map(t => t.name);"
         )
         assert curves == ["validation Dice", "training loss"]  # not the raw keys val_dice, loss
+        boxes = browser.execute_script(BOXES_JS, "#learning-curve .js-plotly-plot")
+        legend = boxes["g.legend"]
+        assert legend and boxes["g.g-xtitle"] and boxes["g.g-ytitle"] and boxes["g.g-y2title"], boxes
+        for title in ("g.g-xtitle", "g.g-ytitle", "g.g-y2title"):  # the legend covers no axis title
+            assert not _overlap(legend, boxes[title]), (title, legend, boxes[title])
+        assert _inside(legend, boxes["svg.main-svg"]), (legend, boxes["svg.main-svg"])
         assert browser.find_element(By.ID, "front-controls").is_displayed()
+        for tab in ("parallel", "history", "importance", "trials", "ablation"):
+            browser.find_element(By.ID, f"tab-{tab}").click()  # the Pareto tab's controls do nothing here
+            wait_for(lambda: not browser.find_element(By.ID, "front-controls").is_displayed(), what=f"{tab}")
+        browser.find_element(By.ID, "tab-front").click()
+        wait_for(lambda: browser.find_element(By.ID, "front-controls").is_displayed(), what="the front's controls")
         browser.find_element(By.ID, "tab-ablation").click()
         ablation = "#ablation .js-plotly-plot"
         wait_for(lambda: browser.execute_script(f"var g = document.querySelector('{ablation}'); return g && g.data"))
-        assert not browser.find_element(By.ID, "front-controls").is_displayed()  # they do nothing here
         boxes = browser.execute_script(
             f"var g = document.querySelector('{ablation}');"
             "return g._fullData.filter(t => t.xaxis === 'x').map(t => [t.name, t.marker.color]);"
@@ -566,4 +708,59 @@ def test_smaller_defects_colours_labels_controls(browser: Any, storage_url: str)
             ".filter(d => d.label === 'levels')[0].tickvals;"
         )
         assert levels and all(float(v).is_integer() for v in levels)
+        names = browser.execute_script(LABELS_JS, parallel)  # every axis's tick labels and title
+        frame = browser.execute_script(BOXES_JS, parallel)["svg.main-svg"]
+        assert len(names) > 10 and any(re.search("[a-z]", text) for text, _ in names), names
+        clipped = [text for text, box in names if not _inside(box, frame)]
+        assert clipped == [], f"cut off at the figure's edge: {clipped}"
         assert console_errors(browser) == []
+
+
+#: Bounding boxes [left, top, right, bottom] of a figure's parts (None where there is none).
+BOXES_JS = """
+var g = document.querySelector(arguments[0]), out = {};
+['g.legend', 'g.g-xtitle', 'g.g-ytitle', 'g.g-y2title', 'svg.main-svg'].forEach(function(s) {
+  var e = g.querySelector(s), b = e && e.getBoundingClientRect();
+  out[s] = b && b.width > 0 ? [b.left, b.top, b.right, b.bottom] : null;
+});
+return out;
+"""
+#: Every non-empty text of a parallel-coordinates figure with its bounding box.
+LABELS_JS = """
+return Array.from(document.querySelector(arguments[0]).querySelectorAll('.parcoords text'))
+  .map(e => [e.textContent, e.getBoundingClientRect()])
+  .filter(t => t[0].trim() && t[1].width > 0).map(t => [t[0], [t[1].left, t[1].top, t[1].right, t[1].bottom]]);
+"""
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _inside(a: list[float], frame: list[float]) -> bool:
+    return a[0] >= frame[0] - 0.5 and a[2] <= frame[2] + 0.5 and a[1] >= frame[1] - 0.5 and a[3] <= frame[3] + 0.5
+
+
+def test_the_reports_export_command_names_the_storage_by_its_absolute_path_and_copies(
+    browser: Any, tmp_path: Path
+) -> None:
+    """``nas report`` run in the study's folder with a relative ``sqlite:///nas.db``: the command a
+    click shows (and its copy button puts on the clipboard) names the database by its absolute path,
+    so it works from any folder."""
+    from selenium.webdriver.common.by import By
+
+    make_study(open_storage(f"sqlite:///{tmp_path / 'nas.db'}", create=True), "rel")
+    done = nas_process("report", "rel", "--storage", "sqlite:///nas.db", "-o", "r.html", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    browser.get((tmp_path / "r.html").as_uri())
+    allow_clipboard(browser)
+    wait_for(
+        lambda: browser.execute_script("var g = document.getElementById('pareto'); return g && g.data && g.data.length")
+    )
+    x, y, number = browser.execute_script(MARKERS_JS, "#pareto", "Pareto set")[0]
+    move_to(browser, x, y, click=True)
+    command = wait_for(lambda: text_of(browser, "export-command"), what="the export command")
+    assert command.startswith(f"nas export rel --trial {number} --storage sqlite:///{tmp_path / 'nas.db'} "), command
+    browser.find_element(By.ID, "copy-export").click()
+    wait_for(lambda: clipboard_text(browser) == command, what=f"{command!r} on the clipboard")
+    assert console_errors(browser) == []
