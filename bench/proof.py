@@ -66,6 +66,7 @@ class Budget:
     kvasir_retrain_epochs: int
     kvasir_limit: int | None
     confirm_members: int
+    kvasir_seeds: int  # the confirm stage's seeds and the retrains of each architecture (DRIVE's grid has 3)
 
 
 FULL = Budget(
@@ -78,6 +79,7 @@ FULL = Budget(
     kvasir_retrain_epochs=8,
     kvasir_limit=None,
     confirm_members=2,
+    kvasir_seeds=SEEDS,
 )
 QUICK = Budget(
     drive_epochs=1,
@@ -89,6 +91,7 @@ QUICK = Budget(
     kvasir_retrain_epochs=1,
     kvasir_limit=60,
     confirm_members=1,
+    kvasir_seeds=2,  # the fewest a Welch interval takes
 )
 
 
@@ -266,7 +269,7 @@ def kvasir(budget: Budget, tmp: Path) -> tuple[list[str], list[_report.Headline]
         data["limit"] = budget.kvasir_limit
     (tmp / "kvasir.json").write_text(json.dumps(data))
     (tmp / "kvasir.yaml").write_text(
-        KVASIR_STUDY.format(members=budget.confirm_members, seeds=SEEDS, min_trials=budget.kvasir_trials)
+        KVASIR_STUDY.format(members=budget.confirm_members, seeds=budget.kvasir_seeds, min_trials=budget.kvasir_trials)
     )
     db = tmp / "kvasir.db"
     storage = f"sqlite:///{db}"
@@ -283,7 +286,8 @@ def kvasir(budget: Budget, tmp: Path) -> tuple[list[str], list[_report.Headline]
     lines = [
         f"`nas {' '.join(args)}` with `kvasir.json` = `{json.dumps({**data, 'path': 'kvasir_seg'})}` and the "
         f"demo space (`kvasir.yaml`: no attention, PWA, SA and the nine joint variants at the skips of a U-Net of "
-        f"depth 3 or 4, base width 8 or 16), confirm stage {budget.confirm_members} members × {SEEDS} seeds: "
+        f"depth 3 or 4, base width 8 or 16), confirm stage {budget.confirm_members} members × "
+        f"{budget.kvasir_seeds} seeds: "
         f"{len(records)} trials in {search_s / 60:.1f} min. Verdict stage: {result.stage}; fidelity (Spearman ρ "
         f"between search and confirm Dice): "
         + (f"{result.fidelity:.2f} over {result.fidelity_pairs} architectures" if result.fidelity is not None else "—")
@@ -312,7 +316,7 @@ def kvasir(budget: Budget, tmp: Path) -> tuple[list[str], list[_report.Headline]
         export = tmp / f"export-{trial}"
         nas("export", "proof-kvasir", "--trial", str(trial), "--storage", storage, "-o", str(export),
             "--overwrite", cwd=tmp)  # fmt: skip
-        for seed in range(SEEDS):
+        for seed in range(budget.kvasir_seeds):
             out = tmp / f"retrained-{trial}-{seed}"
             if not (out / "metrics.json").exists():  # a resumed run keeps what it retrained
                 started = time.perf_counter()
@@ -325,7 +329,8 @@ def kvasir(budget: Budget, tmp: Path) -> tuple[list[str], list[_report.Headline]
     diff, interval = welch(a, b)
     lines += [
         "",
-        f"Both retrained by `nas retrain EXPORT --epochs {budget.kvasir_retrain_epochs} --seed S` (S = 0–{SEEDS - 1}; "
+        f"Both retrained by `nas retrain EXPORT --epochs {budget.kvasir_retrain_epochs} --seed S` "
+        f"(S = 0–{budget.kvasir_seeds - 1}; "
         f"the study's recipe), one at a time, {retrain_s / 60:.1f} min in all; test Dice on the 200-image "
         "hold-out (never used to select).",
         "",
@@ -338,7 +343,8 @@ def kvasir(budget: Budget, tmp: Path) -> tuple[list[str], list[_report.Headline]
     ]
     headline = _report.Headline(
         area="Proof on real data",
-        what=f"Kvasir-SEG 128²: chosen architecture's retrained test Dice − its no-attention twin's ({SEEDS} seeds, "
+        what="Kvasir-SEG 128²: chosen architecture's retrained test Dice − its no-attention twin's "
+        f"({budget.kvasir_seeds} seeds, "
         f"{budget.kvasir_retrain_epochs} epochs each, Welch 95%)",
         figure=diff_text(diff, interval),
         reference=f"twin {statistics.mean(b):.4f}",

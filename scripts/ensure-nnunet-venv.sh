@@ -3,12 +3,13 @@
 # dynamic-network-architectures -> timm -> torchvision, and PyPI's torchvision does not import beside
 # the project's torch 2.13.0 CPU build, so nnU-Net gets a virtual environment of its own with a
 # torch/torchvision pair that imports together (attention-nas itself never needs torchvision).
-# The environment is cached (git-ignored) and reused while this script's pins are unchanged; the
-# project's code reaches it through PYTHONPATH, so only its third-party imports are installed here.
+# The environment is cached in the user's cache folder, outside any clone (6 GB: every clone, CI's
+# fresh one included, reuses it), and rebuilt when this script's pins change; the project's code
+# reaches it through PYTHONPATH, so only its third-party imports are installed here.
 # Prints the environment's folder on stdout. Usage: VENV="$(bash scripts/ensure-nnunet-venv.sh)"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${NAS_NNUNET_VENV:-.cache/nnunet-venv}"
+VENV="${NAS_NNUNET_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/attention-nas/nnunet-venv}"
 PYTHON="${PYTHON:-python3}"
 NNUNET_SPEC="nnunetv2==2.8.*"
 case "$(uname -m)" in
