@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import html
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -88,9 +89,10 @@ def _badge_text(attention: Mapping[str, Any]) -> str:
 
 
 #: search_spaces' registered blocks, and those of them that take a gating signal (``needs_gate``;
-#: ``compose`` does when A or B does, as ``composition_uses_gate`` says): a diagram of these needs no
-#: torch. Importing the registry imports torch and MONAI, which took the dashboard server from ~80 MB
-#: to ~480 MB (measured). ``tests/test_dashboard_views.py`` checks both sets against the registry.
+#: ``compose`` does when A or B does, as ``composition_uses_gate`` says; the presets expand to
+#: compositions without a gate): a diagram of these needs no torch. Importing the registry imports
+#: torch and MONAI, ~350 MB more for the dashboard server (``bench/dashboard.py``).
+#: ``tests/test_dashboard_views.py`` checks both sets against the registry.
 BUILT_IN_BLOCKS = frozenset(
     {
         "ag", "axial", "bam", "bilateral", "cam", "cbam", "cbam_channel", "cbam_spatial", "cca", "compose",
@@ -101,24 +103,30 @@ BUILT_IN_BLOCKS = frozenset(
 GATED_BLOCKS = frozenset({"ag", "gff"})
 
 
-def _needs_gate(block: str) -> bool:
-    if block in BUILT_IN_BLOCKS:
-        return block in GATED_BLOCKS
-    from search_spaces import SpecError, block_info  # a block registered elsewhere: its registry knows
+def _registered_gate(block: str, options: Mapping[str, Any]) -> bool:
+    """A block registered outside ``search_spaces`` (a plugin the process imported): its registry
+    entry decides. Asked only when the registry is loaded already: importing it for a name nobody
+    registered here would cost torch and still not know it."""
+    if "search_spaces" not in sys.modules:
+        return False
+    from search_spaces import SpecError, block_info
 
     try:
-        return block_info(block).needs_gate
-    except (SpecError, KeyError, ValueError):
+        info = block_info(block)
+        return info.uses_gate(info.resolve_options(options, field_name="attention.options"))
+    except (SpecError, KeyError, ValueError, TypeError):
         return False
 
 
 def _gated(attention: Mapping[str, Any]) -> bool:
     """Whether the block takes the coarser decoder feature as a gating signal."""
     block = str(attention.get("block", "none"))
+    options = dict(attention.get("options", {}))
     if block == "compose":
-        options = dict(attention.get("options", {}))
-        return any(_needs_gate(str(options.get(role))) for role in ("a", "b"))
-    return _needs_gate(block)
+        return any(_gated({"block": str(options.get(role))}) for role in ("a", "b"))
+    if block in BUILT_IN_BLOCKS:
+        return block in GATED_BLOCKS
+    return _registered_gate(block, options)
 
 
 def diagram_data(spec: Mapping[str, Any]) -> Diagram:

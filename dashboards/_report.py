@@ -81,7 +81,8 @@ _PAGE_JS = r"""
       + '<table>'+rows+'</table>';
     var copy = document.getElementById('copy-export');
     if (copy) copy.onclick = function(){
-      navigator.clipboard.writeText(d.export).then(function(){copy.textContent='copied';});
+      navigator.clipboard.writeText(d.export).then(function(){copy.textContent='copied';},
+        function(){copy.textContent='select the command and copy it';});
     };
   }
   var page = 0, PAGE = 50;

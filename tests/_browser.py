@@ -121,15 +121,21 @@ def served(driver: Any | None, url: str, *, refresh_s: float = 1.0) -> Iterator[
             console_errors(driver)
 
 
-def allow_clipboard(driver: Any) -> None:
-    """Let the page read and write the system clipboard (as a user's click on "allow" would)."""
+@contextmanager
+def clipboard_allowed(driver: Any) -> Iterator[None]:
+    """Let pages read and write the system clipboard (as a user's click on "allow" would), and take
+    the permission back afterwards: the browser serves the rest of its test module."""
     driver.execute_cdp_cmd(
         "Browser.grantPermissions", {"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}
     )
+    try:
+        yield
+    finally:
+        driver.execute_cdp_cmd("Browser.resetPermissions", {})
 
 
 def clipboard_text(driver: Any) -> str:
-    """What the system clipboard holds, read through the page (``allow_clipboard`` first)."""
+    """What the system clipboard holds, read through the page (inside ``clipboard_allowed``)."""
     return str(
         driver.execute_async_script(
             "var done = arguments[arguments.length - 1];"

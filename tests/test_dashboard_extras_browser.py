@@ -15,8 +15,8 @@ import pytest
 from dashboards._views import under_budget
 from studies import complete_records, create_study, knee_record, open_storage, pareto_records, trial_records
 from tests._browser import (
-    allow_clipboard,
     chrome,
+    clipboard_allowed,
     clipboard_text,
     console_errors,
     require_browser,
@@ -198,9 +198,8 @@ def test_the_copy_button_puts_the_export_command_on_the_clipboard(browser: Any, 
 
     records = trial_records(make_rich_study(open_storage(storage_url, create=True), "copy", 40, seed=8))
     number = pareto_records(records)[1].number
-    with served(browser, storage_url, refresh_s=60) as url:
+    with served(browser, storage_url, refresh_s=60) as url, clipboard_allowed(browser):
         browser.get(url + f"?study=copy&trial={number}")
-        allow_clipboard(browser)
         command = wait_for(lambda: text_of(browser, "export-command"), what="the export command")
         assert command.startswith(f"nas export copy --trial {number} --storage "), command
         browser.find_element(By.ID, "copy-export").click()
