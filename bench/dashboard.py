@@ -161,8 +161,9 @@ def server_start(url: str, command: Sequence[str]) -> tuple[float, str]:
         proc.wait(timeout=30)
 
 
-#: The same server with the block registry imported, as its diagrams needed until 2026-12-07.
-REGISTRY_SERVER_SCRIPT = SERVER_SCRIPT.replace("import sys, time", "import sys, time\nimport search_spaces")
+#: ``nas dashboard ARGS`` with the block registry (torch, MONAI) imported first, as the server's
+#: architecture diagrams imported it until 2026-12-07: the memory reference.
+WITH_REGISTRY = "import runpy, sys, search_spaces; sys.argv[0] = 'nas'; runpy.run_module('nas', run_name='__main__')"
 DIAGRAM_JS = "var i = document.getElementById('arch-diagram'); return !!(i && i.complete && i.naturalWidth > 0);"
 
 
@@ -379,13 +380,16 @@ def browser_rows(url: str, front_size: int, repeats: int, report: Path, big: tup
             large = {**page_views(driver, big[0], big[2], max(1, repeats - 1), parallel=False), "trials": big[1]}
         memory: dict[str, dict[str, float]] = {}
         if Path("/proc/self/status").is_file():
-            trial = pareto_records(StudyReader(open_storage(url, create=False)).records(STUDY))[0].number
-            cli = [sys.executable, "-m", "nas", "dashboard", "--storage", url, "--port", "0", "--study", STUDY]
-            cli += ["--refresh", "1"]
-            memory["nas dashboard"] = server_memory(driver, cli, front_size, trial)
-            registry = [sys.executable, "-c", REGISTRY_SERVER_SCRIPT, url, STUDY]
-            memory["the same with the block registry imported (reference)"] = server_memory(
-                driver, registry, front_size, trial
+            # a trial whose diagram has a gate (the front's cheapest member has no attention at all)
+            trial = next(
+                r.number
+                for r in StudyReader(open_storage(url, create=False)).records(STUDY)
+                if r.state == "COMPLETE" and r.spec and r.spec["attention"]["block"] == "ag"
+            )
+            args = ["dashboard", "--storage", url, "--port", "0", "--study", STUDY, "--refresh", "1"]
+            memory["nas dashboard"] = server_memory(driver, [sys.executable, "-m", "nas", *args], front_size, trial)
+            memory["nas dashboard with the block registry imported first (reference)"] = server_memory(
+                driver, [sys.executable, "-c", WITH_REGISTRY, *args], front_size, trial
             )
         live = live_arrival(driver, url, front_size)  # last: it adds a trial to the study
     finally:
@@ -515,7 +519,7 @@ def render(
             lines += [
                 "",
                 "Resident memory of the dashboard server (MB, from `/proc`; the study above, a first visit and then "
-                "a trial's page with its architecture diagram, refreshing every second):",
+                "the page of a trial with an attention gate and its architecture diagram, refreshing every second):",
                 "",
                 "| server | at its first response | front drawn | trial and diagram shown | peak |",
                 "|---|---|---|---|---|",
