@@ -140,12 +140,13 @@ def cli_imports() -> str:
     return " / ".join(done.stdout.split()) if done.returncode == 0 else "unknown: " + done.stderr.strip()[-80:]
 
 
-def server_start(url: str, command: Sequence[str]) -> tuple[float, str]:
-    """Seconds from starting ``command`` until its server answers ``GET /``, and what it printed."""
+@contextlib.contextmanager
+def serving(command: Sequence[str]) -> Iterator[tuple[Any, str, str]]:
+    """Start the server ``command`` runs and wait for its answer to ``GET /``: (its process, its
+    address, the line it printed); stopped afterwards."""
     import subprocess
     import urllib.request
 
-    started = time.perf_counter()
     proc = subprocess.Popen(
         [*command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(HERE.parent)
     )
@@ -155,10 +156,17 @@ def server_start(url: str, command: Sequence[str]) -> tuple[float, str]:
         address = next(word for word in line.split() if word.startswith("http"))
         with urllib.request.urlopen(address, timeout=60) as response:
             response.read()
-        return time.perf_counter() - started, line.strip()
+        yield proc, address, line.strip()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def server_start(url: str, command: Sequence[str]) -> tuple[float, str]:
+    """Seconds from starting ``command`` until its server answers ``GET /``, and what it printed."""
+    started = time.perf_counter()
+    with serving(command) as (_, _, line):
+        return time.perf_counter() - started, line
 
 
 #: ``nas dashboard ARGS`` with the block registry (torch, MONAI) imported first, as the server's
@@ -177,17 +185,7 @@ def server_memory(driver: Any, command: Sequence[str], front_size: int, trial: i
     """Resident MB of the server ``command`` starts: at its first response, after a first visit drew
     the front, after trial ``trial``'s page drew its architecture diagram (and a few refreshes), and
     its peak."""
-    import subprocess
-    import urllib.request
-
-    proc = subprocess.Popen(
-        [*command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(HERE.parent)
-    )
-    try:
-        assert proc.stdout is not None
-        address = next(word for word in proc.stdout.readline().split() if word.startswith("http"))
-        with urllib.request.urlopen(address, timeout=60) as response:
-            response.read()
+    with serving(command) as (proc, address, _):
         out = {"first response": _resident_mb(proc.pid)[0]}
         _fresh_browser_cache(driver)
         _visit(driver, address + f"?study={STUDY}", front_size)
@@ -202,9 +200,6 @@ def server_memory(driver: Any, command: Sequence[str], front_size: int, trial: i
         out["trial and diagram"], out["peak"] = _resident_mb(proc.pid)
         driver.get("about:blank")
         return out
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 PARALLEL_JS = (
