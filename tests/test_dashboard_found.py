@@ -98,6 +98,14 @@ def dense_front_trials(front: int = 16, cloud: int = 160, seed: int = 3) -> list
     return trials
 
 
+def numbered_records(trials: list[optuna.trial.FrozenTrial]) -> list[Any]:
+    """Records of trials made outside a study, numbered in order, as a study would number them."""
+    records = [record_from_trial(t) for t in trials]
+    for number, r in enumerate(records):
+        object.__setattr__(r, "number", number)
+    return records
+
+
 def dense_study(storage_url: str, name: str = "dense") -> list[Any]:
     study = create_study(open_storage(storage_url, create=True), name)
     study.add_trials(dense_front_trials())
@@ -166,9 +174,7 @@ def test_dashboard_click_and_hover_pick_the_front_marker_under_the_cursor(browse
 
 
 def test_report_click_and_hover_pick_the_front_marker_under_the_cursor(browser: Any, tmp_path: Path) -> None:
-    records = [record_from_trial(t) for t in dense_front_trials()]
-    for number, r in enumerate(records):
-        object.__setattr__(r, "number", number)
+    records = numbered_records(dense_front_trials())
     page = tmp_path / "dense.html"
     page.write_text(report_html("dense", records, storage="sqlite:////data/nas.db"))
     browser.get(page.as_uri())
@@ -455,9 +461,7 @@ def test_dashboard_click_keeps_the_layout_and_the_export_command_beside_the_plot
 
 
 def test_report_click_keeps_the_layout(browser: Any, tmp_path: Path) -> None:
-    records = [record_from_trial(t) for t in dense_front_trials()]
-    for number, r in enumerate(records):
-        object.__setattr__(r, "number", number)
+    records = numbered_records(dense_front_trials())
     page = tmp_path / "layout.html"
     page.write_text(report_html("dense", records, storage="sqlite:////data/nas.db"))
     browser.get(page.as_uri())
@@ -507,9 +511,7 @@ def test_a_big_reports_table_pages_its_trials_rather_than_inlining_every_row(bro
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    records = [record_from_trial(t) for t in synthetic_trials(600, seed=4)]
-    for number, r in enumerate(records):
-        object.__setattr__(r, "number", number)
+    records = numbered_records(synthetic_trials(600, seed=4))
     page = tmp_path / "big.html"
     html_text = report_html("big", records, storage="sqlite:////data/nas.db")
     assert not re.search(r'<tr data-trial="\d', html_text), "trial rows are inlined in the HTML"
